@@ -1,0 +1,107 @@
+"""The Lambdas' environment contract, as one pydantic model.
+
+``infra`` builds every function's environment from :data:`REQUIRED` and :class:`Settings` (see
+``infra/function.py``), so the code and the infrastructure cannot drift apart; ``tests/infra`` proves
+that each deployed function gets exactly the variables its handler requires here.
+
+Example::
+
+    settings = Settings.load("process_batch")   # raises SettingsError naming any missing variable
+    settings.reports_bucket
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+# Kendra limits (FACTS.md): 10 documents per call; 5 MB per inline document; 50 MB per call.
+MAX_DOCUMENTS_PER_CALL = 10
+DEFAULT_MAX_DOCUMENT_BYTES = 5 * 1024 * 1024
+DEFAULT_MAX_REQUEST_BYTES = 50 * 1024 * 1024
+
+
+class SettingsError(RuntimeError):
+    """The Lambda's environment does not satisfy the contract (a deployment defect)."""
+
+
+class Settings(BaseModel):
+    """Every environment variable any handler reads. Field alias = variable name."""
+
+    model_config = ConfigDict(populate_by_name=True, frozen=True, extra="ignore")
+
+    option: Literal["sfn", "sqs"] | None = Field(None, alias="OPTION")
+    ingestion_bucket: str | None = Field(None, alias="INGESTION_BUCKET")
+    reports_bucket: str | None = Field(None, alias="REPORTS_BUCKET")
+    lock_table: str | None = Field(None, alias="LOCK_TABLE")
+    documents_table: str | None = Field(None, alias="DOCUMENTS_TABLE")
+    topic_arn: str | None = Field(None, alias="TOPIC_ARN")
+    kendra_index_id: str | None = Field(None, alias="KENDRA_INDEX_ID")
+    document_mode: Literal["inline", "s3"] = Field("inline", alias="DOCUMENT_MODE")
+    kendra_role_arn: str | None = Field(None, alias="KENDRA_ROLE_ARN")
+    kendra_data_source_id: str | None = Field(None, alias="KENDRA_DATA_SOURCE_ID")
+    skip_unchanged: bool = Field(True, alias="SKIP_UNCHANGED")
+    verify_indexing: bool = Field(True, alias="VERIFY_INDEXING")
+    put_queue_url: str | None = Field(None, alias="PUT_QUEUE_URL")
+    delete_queue_url: str | None = Field(None, alias="DELETE_QUEUE_URL")
+    put_shards: int = Field(2, ge=1, alias="PUT_SHARDS")
+    delete_shards: int = Field(4, ge=1, alias="DELETE_SHARDS")
+    max_document_bytes: int = Field(DEFAULT_MAX_DOCUMENT_BYTES, ge=1, alias="MAX_DOCUMENT_BYTES")
+    max_request_bytes: int = Field(DEFAULT_MAX_REQUEST_BYTES, ge=1, alias="MAX_REQUEST_BYTES")
+
+    @classmethod
+    def load(cls, handler: str, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read and validate the environment of ``handler``; every error names the variable."""
+        env = os.environ if environ is None else environ
+        missing = sorted(name for name in REQUIRED[handler] if not env.get(name))
+        if missing:
+            raise SettingsError(f"{handler}: missing environment variable(s) {', '.join(missing)}")
+        values = {name: env[name] for name in variables(handler) if name in env}
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise SettingsError(f"{handler}: environment variable {first['loc'][0]}: {first['msg']}") from exc
+
+
+_ALIASES = {field.alias for field in Settings.model_fields.values()}
+
+_JOB = ("OPTION", "INGESTION_BUCKET", "REPORTS_BUCKET")
+_LIMITS = ("MAX_DOCUMENT_BYTES", "MAX_REQUEST_BYTES")
+_KENDRA = ("KENDRA_INDEX_ID", "DOCUMENT_MODE")
+
+#: Variables each handler requires; infra sets exactly these (plus :data:`OPTIONAL` where configured).
+REQUIRED: dict[str, tuple[str, ...]] = {
+    # option sfn
+    "load_manifest": (*_JOB, "LOCK_TABLE"),
+    "acquire_lock": ("LOCK_TABLE",),
+    "list_batches": (*_JOB, "DOCUMENTS_TABLE", "SKIP_UNCHANGED", *_LIMITS, *_KENDRA),
+    "process_batch": (*_JOB, "DOCUMENTS_TABLE", *_LIMITS, *_KENDRA),
+    "verify_indexing": ("REPORTS_BUCKET", "KENDRA_INDEX_ID", "DOCUMENTS_TABLE"),
+    "aggregate_failures": (*_JOB, "TOPIC_ARN"),
+    "release_lock": ("LOCK_TABLE",),
+    # option sqs
+    "producer": (*_JOB, "LOCK_TABLE", "DOCUMENTS_TABLE", "SKIP_UNCHANGED", *_LIMITS, *_KENDRA,
+                 "PUT_QUEUE_URL", "DELETE_QUEUE_URL", "PUT_SHARDS", "DELETE_SHARDS", "VERIFY_INDEXING"),
+    "put_worker": (*_JOB, "LOCK_TABLE", "DOCUMENTS_TABLE", *_LIMITS, *_KENDRA),
+    "del_worker": (*_JOB, "LOCK_TABLE", "DOCUMENTS_TABLE", "KENDRA_INDEX_ID"),
+    "summarizer": (*_JOB, "LOCK_TABLE", "TOPIC_ARN", "KENDRA_INDEX_ID", "DOCUMENTS_TABLE"),
+    "watchdog": (*_JOB, "LOCK_TABLE"),
+}
+
+#: Variables a handler reads when the stack configures them (documentMode s3, kendraDataSourceId).
+OPTIONAL: dict[str, tuple[str, ...]] = {
+    name: tuple(v for v in ("KENDRA_ROLE_ARN", "KENDRA_DATA_SOURCE_ID") if "KENDRA_INDEX_ID" in req)
+    for name, req in REQUIRED.items()
+}
+
+
+def variables(handler: str) -> tuple[str, ...]:
+    """Every variable ``handler`` may read: the required ones, then the optional ones."""
+    return REQUIRED[handler] + OPTIONAL[handler]
+
+
+assert all(set(variables(h)) <= _ALIASES for h in REQUIRED), "REQUIRED names an unknown variable"
