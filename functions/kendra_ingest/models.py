@@ -122,3 +122,21 @@ class DeletePart(Wire):
     job_id: str
     part: int = 0
     document_ids: list[str] = Field(min_length=1, max_length=10)
+
+
+class KendraCounts(BaseModel):
+    """Kendra API requests of a job or part: the ``kendra`` block of summary.json (DESIGN section 6).
+
+    Mutable (a :class:`kendra_ingest.kendra.KendraIndex` increments it); parts add up with ``+``.
+    """
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+    batch_put_calls: int = 0
+    batch_delete_calls: int = 0
+    status_calls: int = 0
+    throttled: int = 0
+
+    def __add__(self, other: KendraCounts) -> KendraCounts:
+        fields = type(self).model_fields
+        return KendraCounts(**{name: getattr(self, name) + getattr(other, name) for name in fields})

@@ -47,6 +47,7 @@ class Settings(BaseModel):
     verify_indexing: bool = Field(True, alias="VERIFY_INDEXING")
     put_queue_url: str | None = Field(None, alias="PUT_QUEUE_URL")
     delete_queue_url: str | None = Field(None, alias="DELETE_QUEUE_URL")
+    summarizer_function: str | None = Field(None, alias="SUMMARIZER_FUNCTION")
     put_shards: int = Field(2, ge=1, alias="PUT_SHARDS")
     delete_shards: int = Field(4, ge=1, alias="DELETE_SHARDS")
     max_document_bytes: int = Field(DEFAULT_MAX_DOCUMENT_BYTES, ge=1, alias="MAX_DOCUMENT_BYTES")
@@ -75,21 +76,22 @@ _KENDRA = ("KENDRA_INDEX_ID", "DOCUMENT_MODE")
 
 #: Variables each handler requires; infra sets exactly these (plus :data:`OPTIONAL` where configured).
 REQUIRED: dict[str, tuple[str, ...]] = {
-    # option sfn
-    "load_manifest": (*_JOB, "LOCK_TABLE"),
+    # option sfn (Notify is a direct sns:publish task of the state machine)
+    "load_manifest": _JOB,
     "acquire_lock": ("LOCK_TABLE",),
     "list_batches": (*_JOB, "DOCUMENTS_TABLE", "SKIP_UNCHANGED", *_LIMITS, *_KENDRA),
-    "process_batch": (*_JOB, "DOCUMENTS_TABLE", *_LIMITS, *_KENDRA),
-    "verify_indexing": ("REPORTS_BUCKET", "KENDRA_INDEX_ID", "DOCUMENTS_TABLE"),
-    "aggregate_failures": (*_JOB, "TOPIC_ARN"),
+    "process_batch": (*_JOB, "DOCUMENTS_TABLE", *_LIMITS, *_KENDRA),  # + kendra:DescribeIndex (date fields)
+    "verify_indexing": (*_JOB, "DOCUMENTS_TABLE", "KENDRA_INDEX_ID", "VERIFY_INDEXING"),
+    "aggregate_failures": _JOB,
     "release_lock": ("LOCK_TABLE",),
     # option sqs
     "producer": (*_JOB, "LOCK_TABLE", "DOCUMENTS_TABLE", "SKIP_UNCHANGED", *_LIMITS, *_KENDRA,
-                 "PUT_QUEUE_URL", "DELETE_QUEUE_URL", "PUT_SHARDS", "DELETE_SHARDS", "VERIFY_INDEXING"),
-    "put_worker": (*_JOB, "LOCK_TABLE", "DOCUMENTS_TABLE", *_LIMITS, *_KENDRA),
-    "del_worker": (*_JOB, "LOCK_TABLE", "DOCUMENTS_TABLE", "KENDRA_INDEX_ID"),
-    "summarizer": (*_JOB, "LOCK_TABLE", "TOPIC_ARN", "KENDRA_INDEX_ID", "DOCUMENTS_TABLE"),
-    "watchdog": (*_JOB, "LOCK_TABLE"),
+                 "PUT_QUEUE_URL", "DELETE_QUEUE_URL", "PUT_SHARDS", "DELETE_SHARDS", "SUMMARIZER_FUNCTION"),
+    "put_worker": (*_JOB, "LOCK_TABLE", "DOCUMENTS_TABLE", *_LIMITS, *_KENDRA, "SUMMARIZER_FUNCTION"),
+    "del_worker": (*_JOB, "LOCK_TABLE", "DOCUMENTS_TABLE", "KENDRA_INDEX_ID", "SUMMARIZER_FUNCTION"),
+    "dead_letter": (*_JOB, "LOCK_TABLE", "SUMMARIZER_FUNCTION"),
+    "summarizer": (*_JOB, "LOCK_TABLE", "TOPIC_ARN", "KENDRA_INDEX_ID", "DOCUMENTS_TABLE", "VERIFY_INDEXING"),
+    "watchdog": (*_JOB, "LOCK_TABLE", "SUMMARIZER_FUNCTION"),
 }
 
 #: Variables a handler reads when the stack configures them (documentMode s3, kendraDataSourceId).

@@ -1,0 +1,102 @@
+"""Finishing a job: account for every document, write failures.csv and summary.json, archive the
+manifest, and compose the notification. Runs after success, after a failure and after a crash.
+
+Accounting is rebuilt from what is in S3 (the plan, the parts, each part's result, the verification),
+never from counters passed along, so a crashed step cannot make a document disappear: a part without
+a result is reported as ``JobAborted`` for each of its documents.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from kendra_ingest import reports, store
+from kendra_ingest.job import Job
+from kendra_ingest.models import ErrorCode, Failure, KendraCounts, Wire
+from kendra_ingest.parts import PartResult, fail, parse, result_key
+
+
+class Report(Wire):
+    """What the finishing step hands on: where the report is and what to notify."""
+
+    job_id: str
+    status: str
+    summary_key: str
+    failures_key: str
+    subject: str
+    message: str
+
+
+def crash_message(crash: dict[str, Any] | None) -> str | None:
+    """A one-line reason from a Step Functions Catch result (``{"Error", "Cause"}``)."""
+    if not crash:
+        return None
+    error, cause = crash.get("Error", "Error"), str(crash.get("Cause", ""))
+    return f"pipeline step failed: {error}: {cause[:500]}"
+
+
+def finish(job: Job, *, option: str, reports_bucket: str, error: str | None = None) -> tuple[Report, Any]:
+    """Write the job's report from the state in S3; returns the report and the summary."""
+    plan = store.read_json(reports_bucket, job.work_key("plan.json")) or {}
+    counts = plan.get("counts", {})
+    error = job.error or plan.get("error") or error
+    doc_failures = [Failure.model_validate(f) for f in plan.get("failures", ())]
+    delete_failures = [Failure.model_validate(f) for f in plan.get("deleteFailures", ())]
+    put = deleted = 0
+    kendra = KendraCounts()
+
+    parts = store.read_json(reports_bucket, job.work_key("parts.json")) or [] if plan else []
+    for item in parts:
+        part = parse(item)
+        saved = store.read_json(reports_bucket, result_key(job.job_id, part.action, part.part))
+        if saved is None:
+            # The part never finished: every one of its documents is accounted for as aborted.
+            result = fail(part, ErrorCode.JOB_ABORTED, "the job ended before this document was processed"
+                          + (f" ({error})" if error else ""))
+        else:
+            result = PartResult.model_validate(saved)
+            kendra = kendra + result.kendra
+        for outcome in result.outcomes:
+            failure = outcome.failure()
+            target = doc_failures if result.operation == "put" else delete_failures
+            if failure is not None:
+                target.append(failure)
+            elif outcome.status == "put":
+                put += 1
+            elif outcome.status == "deleted":
+                deleted += 1
+
+    verify = store.read_json(reports_bucket, job.work_key("verify.json")) or {}
+    indexing_failures = [Failure.model_validate(f) for f in verify.get("failures", ())]
+    doc_failures.extend(indexing_failures)
+    put -= len(indexing_failures)
+    if verify:
+        kendra = kendra + KendraCounts.model_validate(verify.get("kendra", {}))
+
+    rows = reports.failure_rows(job.job_id, [*doc_failures, *delete_failures])
+    failures_key = reports.failures_key(job.job_id)
+    store.write(reports_bucket, failures_key, reports.write_failures_csv(rows), "text/csv")
+    archived = store.move(job.bucket, job.manifest_key, reports_bucket, reports.archive_key(job.job_id))
+
+    finished = datetime.now(UTC)
+    summary = reports.build_summary(
+        job_id=job.job_id, option=option, source=job.source,
+        documents={"requested": counts.get("documentsRequested", 0), "put": put,
+                   "skippedUnchanged": counts.get("skippedUnchanged", 0), "failed": len(doc_failures)},
+        deletes={"requested": counts.get("deletesRequested", 0), "deleted": deleted,
+                 "failed": len(delete_failures)},
+        kendra=kendra.model_dump(by_alias=True),
+        started_at=datetime.fromisoformat(job.started_at), finished_at=finished,
+        failure_rows=len(rows), error=error,
+        indexing={"verified": verify.get("verified", 0), "pending": len(verify.get("pending", ()))}
+        if verify else None,
+        manifest_archived=archived,
+    )
+    summary_key = reports.summary_key(job.job_id)
+    store.write(reports_bucket, summary_key, summary.model_dump_json(by_alias=True, indent=2).encode(),
+                "application/json")
+    subject, message = reports.notification(summary, rows[:10])
+    report = Report(job_id=job.job_id, status=summary.status, summary_key=summary_key,
+                    failures_key=failures_key, subject=subject, message=message)
+    return report, summary

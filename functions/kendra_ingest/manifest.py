@@ -1,0 +1,206 @@
+"""The job manifest (DESIGN section 5): where a job lives, what it asks for, and how to read it.
+
+A job is everything under a prefix ``P`` of the ingestion bucket: documents under ``P/batches/``, an
+optional deletes file, and ``P/_control/manifest.json``, whose creation starts the job.
+
+Example::
+
+    manifest = parse_manifest(b'{"schemaVersion": 1, "jobId": "phonebook-2025-10-05"}')
+    manifest.source                       # "phonebook"
+    job_prefix("teams/hr/_control/manifest.json")   # "teams/hr"
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
+
+from kendra_ingest.validation import JsonInputError, describe_errors, load_json_object
+
+MANIFEST_NAME = "_control/manifest.json"
+BATCHES_DIR = "batches/"
+
+JOB_ID_MAX_LENGTH = 80
+JOB_ID_RULE = f"must be 1-{JOB_ID_MAX_LENGTH} characters of [A-Za-z0-9._-]"
+_JOB_ID = re.compile(rf"[A-Za-z0-9._-]{{1,{JOB_ID_MAX_LENGTH}}}")
+_NOT_JOB_ID_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
+
+# Kendra document ids are 1-2048 characters (botocore model, DocumentId).
+DocumentIdText = Annotated[str, StringConstraints(min_length=1, max_length=2048)]
+
+
+class ManifestError(ValueError):
+    """The manifest cannot start a job; ``message`` is one line naming the field and the rule broken."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class Manifest(BaseModel):
+    """``P/_control/manifest.json``. JSON keys are camelCase; unknown keys are rejected.
+
+    Types are strict: ``"expectedDocuments": "5"`` or ``"force": "true"`` is an error, not a guess.
+    ``source`` defaults to ``jobId`` up to its first ``-`` (the whole ``jobId`` when that is empty).
+
+    Example::
+
+        Manifest.model_validate({"schemaVersion": 1, "jobId": "hr-1", "deletes": ["emp-9"]})
+    """
+
+    model_config = ConfigDict(alias_generator=to_camel, extra="forbid", strict=True, frozen=True)
+
+    schema_version: Literal[1]
+    job_id: str
+    source: str = Field(min_length=1, max_length=256)
+    deletes: list[DocumentIdText] = []
+    deletes_key: str | None = Field(None, min_length=1, max_length=1024)
+    expected_documents: int | None = Field(None, ge=0)
+    force: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_source(cls, data: Any) -> Any:
+        # Filled before validation so `source` is a plain str; an invalid jobId is reported on its own.
+        if isinstance(data, dict) and data.get("source") is None:
+            data = {**data, "source": default_source(str(data.get("jobId")))}
+        return data
+
+    @field_validator("schema_version", mode="before")
+    @classmethod
+    def _only_version_one(cls, value: Any) -> Any:
+        # Literal[1] alone would accept true and 1.0.
+        if type(value) is not int or value != 1:
+            raise PydanticCustomError("schema_version", "must be 1 (the only schema version)")
+        return value
+
+    @field_validator("job_id")
+    @classmethod
+    def _job_id_rule(cls, value: str) -> str:
+        if not is_valid_job_id(value):
+            raise PydanticCustomError("job_id", JOB_ID_RULE)
+        return value
+
+    @field_validator("deletes_key")
+    @classmethod
+    def _deletes_key_under_prefix(cls, value: str | None) -> str | None:
+        if value is not None and (value.startswith("/") or ".." in value.split("/")):
+            raise PydanticCustomError("deletes_key", "must be a relative path under the job prefix")
+        return value
+
+    def requested_deletes(self, file_ids: Iterable[str] = ()) -> list[str]:
+        """Every id this job deletes: ``deletes``, then the ``deletesKey`` file's ids, duplicates once."""
+        return unique([*self.deletes, *file_ids])
+
+
+def parse_manifest(raw: bytes) -> Manifest:
+    """Validate the manifest's bytes, or raise :class:`ManifestError` with a one-line message.
+
+    The manifest must be UTF-8 JSON. A leading UTF-8 byte order mark is accepted and stripped, because
+    editors on Windows add one and the manifest's meaning is unaffected (metadata files, read by Kendra's
+    rules, reject it instead). Every field problem is reported, separated by ``; ``.
+    """
+    try:
+        obj = load_json_object(raw, what="manifest", strip_bom=True)
+    except JsonInputError as exc:
+        raise ManifestError(exc.message) from None
+    try:
+        return Manifest.model_validate(obj)
+    except ValidationError as exc:
+        allowed = (field.alias or name for name, field in Manifest.model_fields.items())
+        raise ManifestError(describe_errors(exc, what="manifest", allowed=allowed)) from None
+
+
+def is_valid_job_id(value: str) -> bool:
+    """True when ``value`` is 1-80 characters of ``[A-Za-z0-9._-]``."""
+    return _JOB_ID.fullmatch(value) is not None
+
+
+def default_source(job_id: str) -> str:
+    """``jobId`` up to its first ``-``; the whole ``jobId`` when it starts with ``-``."""
+    return job_id.split("-", 1)[0] or job_id
+
+
+def derive_job_id(manifest_key: str, raw: bytes) -> str:
+    """The job id for the report of a manifest that may be invalid.
+
+    The manifest's own ``jobId`` when it can be read and is valid (so the report lands where the
+    ingester looks); otherwise ``invalid-<prefix slug>-<first 8 hex of sha256(raw)>``, itself a valid
+    job id, stable for the same bytes at the same prefix.
+    """
+    try:
+        job_id = load_json_object(raw, what="manifest", strip_bom=True).get("jobId")
+    except JsonInputError:
+        job_id = None
+    if isinstance(job_id, str) and is_valid_job_id(job_id):
+        return job_id
+    digest = hashlib.sha256(raw).hexdigest()[:8]
+    try:
+        prefix = job_prefix(manifest_key)
+    except ManifestError:
+        prefix = manifest_key
+    budget = JOB_ID_MAX_LENGTH - len("invalid--") - len(digest)
+    slug = _NOT_JOB_ID_CHARS.sub("-", prefix).strip("-")[:budget].strip("-")
+    return f"invalid-{slug}-{digest}" if slug else f"invalid-{digest}"
+
+
+def job_prefix(manifest_key: str) -> str:
+    """``P`` of ``P/_control/manifest.json`` (empty for ``_control/manifest.json``).
+
+    ``P`` may contain slashes. Raises :class:`ManifestError` for any other key, including
+    ``/_control/manifest.json``, whose prefix would be ambiguous with the empty one.
+    """
+    if manifest_key == MANIFEST_NAME:
+        return ""
+    suffix = "/" + MANIFEST_NAME
+    if manifest_key.endswith(suffix) and len(manifest_key) > len(suffix):
+        return manifest_key[: -len(suffix)]
+    raise ManifestError(f"manifest key {manifest_key!r} does not match <prefix>/{MANIFEST_NAME}")
+
+
+def job_root(prefix: str) -> str:
+    """The key prefix every object of the job starts with: ``P/``, or empty when ``P`` is empty."""
+    return f"{prefix}/" if prefix else ""
+
+
+def batches_prefix(prefix: str) -> str:
+    """Where the job's documents live: ``P/batches/``."""
+    return job_root(prefix) + BATCHES_DIR
+
+
+def deletes_object_key(prefix: str, manifest: Manifest) -> str | None:
+    """The key of the manifest's ``deletesKey`` file (relative to ``P``), if it names one."""
+    return job_root(prefix) + manifest.deletes_key if manifest.deletes_key else None
+
+
+def read_deletes(body: bytes) -> list[str]:
+    """Ids from a ``deletesKey`` file: one per line, whitespace and ``\\r`` stripped, blanks skipped.
+
+    A duplicate id is kept once, at its first position. A leading BOM is dropped; bytes that are not
+    UTF-8 raise :class:`ManifestError` (the file is part of the job's request).
+    """
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ManifestError(f"deletes file is not valid UTF-8: byte at offset {exc.start}") from None
+    # split("\n") rather than splitlines(): ids may legitimately contain other Unicode separators.
+    return unique(stripped for line in text.split("\n") if (stripped := line.strip()))
+
+
+def unique(ids: Iterable[str]) -> list[str]:
+    """``ids`` with duplicates removed, first occurrence kept."""
+    return list(dict.fromkeys(ids))

@@ -1,0 +1,268 @@
+"""Kendra S3-connector metadata files, and turning a document + its metadata into a Kendra ``Document``.
+
+Nothing here raises on bad input: every problem becomes a :class:`Failure` whose message names the
+field (``InvalidMetadata``), because one bad document must never stop the job.
+
+Example::
+
+    meta = parse_metadata(raw_metadata, document_id_hint="a/b")
+    if not isinstance(meta, Failure):
+        document_id = resolve_document_id(meta, "P/batches/a/b.pdf", "P/batches/")
+        document = to_document(meta, document_id=document_id, key="P/batches/a/b.pdf", body=pdf_bytes)
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+import unicodedata
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Literal, get_args
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic.alias_generators import to_pascal
+from pydantic_core import PydanticCustomError
+
+from kendra_ingest.models import ErrorCode, Failure
+from kendra_ingest.pairing import default_document_id
+from kendra_ingest.validation import JsonInputError, describe_errors, load_json_object, shown
+
+# Limits from the botocore Kendra model (FACTS.md).
+MAX_DOCUMENT_ID_LENGTH = 2048
+MAX_ATTRIBUTE_KEY_LENGTH = 200
+MAX_STRING_VALUE_LENGTH = 2048
+MAX_PRINCIPAL_NAME_LENGTH = 200
+MAX_HIERARCHY_LEVELS = 30
+_LONG_RANGE = range(-(2**63), 2**63)  # LongValue is a Java long
+_ATTRIBUTE_KEY = re.compile(r"[a-zA-Z0-9_][a-zA-Z0-9_-]*")
+
+ContentType = Literal["PDF", "HTML", "MS_WORD", "PLAIN_TEXT", "PPT", "RTF", "XML", "XSLT", "MS_EXCEL", "CSV",
+                      "JSON", "MD"]
+CONTENT_TYPES: tuple[str, ...] = get_args(ContentType)
+
+#: The ContentType of a document whose metadata names none, by its key's extension (lower-cased).
+CONTENT_TYPE_BY_EXTENSION: Mapping[str, str] = {
+    ".pdf": "PDF", ".html": "HTML", ".htm": "HTML", ".doc": "MS_WORD", ".docx": "MS_WORD",
+    ".txt": "PLAIN_TEXT", ".ppt": "PPT", ".pptx": "PPT", ".rtf": "RTF", ".xml": "XML", ".xslt": "XSLT",
+    ".xls": "MS_EXCEL", ".xlsx": "MS_EXCEL", ".csv": "CSV", ".json": "JSON", ".md": "MD",
+}
+
+#: Reserved attributes that are dates in every index; other DATE fields come from the index's schema.
+DATE_ATTRIBUTES = frozenset({"_created_at", "_last_updated_at"})
+
+EMPTY_DOCUMENT_MESSAGE = "document is empty (0 bytes); Kendra rejects empty documents"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(alias_generator=to_pascal, extra="forbid", strict=True, frozen=True)
+
+
+class Principal(_Strict):
+    """One ACL entry: ``{"Name", "Type": USER|GROUP, "Access": ALLOW|DENY, "DataSourceId"?}``."""
+
+    name: str = Field(min_length=1, max_length=MAX_PRINCIPAL_NAME_LENGTH)
+    type: Literal["USER", "GROUP"]
+    access: Literal["ALLOW", "DENY"]
+    data_source_id: str | None = Field(
+        None, min_length=1, max_length=100, pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_-]*$"
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _printable(cls, value: str) -> str:
+        # Kendra's pattern is ^\P{C}*$: no control, format, private-use or unassigned characters.
+        if any(unicodedata.category(ch).startswith("C") for ch in value):
+            raise PydanticCustomError("principal_name", "must not contain control characters")
+        return value
+
+
+class HierarchicalPrincipal(_Strict):
+    """One level of a hierarchical ACL: ``{"PrincipalList": [...]}``."""
+
+    principal_list: list[Principal]
+
+
+class DocumentMetadata(_Strict):
+    """``<document>.metadata.json`` in the Kendra S3-connector format; unknown top-level keys rejected.
+
+    ``Attributes`` values are checked when the document is built (:func:`to_document`), because
+    which strings are dates depends on the index's fields.
+
+    Example::
+
+        DocumentMetadata.model_validate({"DocumentId": "emp-1", "Attributes": {"dept": "HR"}})
+    """
+
+    document_id: str | None = Field(None, min_length=1, max_length=MAX_DOCUMENT_ID_LENGTH)
+    title: str | None = None
+    content_type: ContentType | None = None
+    attributes: dict[str, Any] = {}
+    access_control_list: list[Principal] | None = None
+    hierarchical_access_control_list: list[HierarchicalPrincipal] | None = Field(
+        None, min_length=1, max_length=MAX_HIERARCHY_LEVELS
+    )
+
+
+_METADATA_KEYS = tuple(field.alias or name for name, field in DocumentMetadata.model_fields.items())
+
+
+def parse_metadata(raw: bytes, *, document_id_hint: str) -> DocumentMetadata | Failure:
+    """Validate a metadata file's bytes (UTF-8 JSON object, no BOM), or an ``InvalidMetadata`` failure.
+
+    The failure carries the file's own ``DocumentId`` when that much is readable and valid, else
+    ``document_id_hint`` (the id derived from the document's key).
+    """
+    try:
+        obj = load_json_object(raw, what="metadata", strip_bom=False)
+    except JsonInputError as exc:
+        return _invalid(document_id_hint, exc.message)
+    try:
+        return DocumentMetadata.model_validate(obj)
+    except ValidationError as exc:
+        declared = obj.get("DocumentId")
+        if not (isinstance(declared, str) and _valid_document_id(declared)):
+            declared = document_id_hint
+        return _invalid(declared, describe_errors(exc, what="metadata", allowed=_METADATA_KEYS))
+
+
+def resolve_document_id(meta: DocumentMetadata, key: str, batches_prefix: str) -> str:
+    """The metadata's ``DocumentId``, else the key under ``P/batches/`` without its extension."""
+    return meta.document_id or default_document_id(key, batches_prefix)
+
+
+def content_type_for(key: str) -> str | None:
+    """The ContentType implied by ``key``'s extension, if it has a known one."""
+    return CONTENT_TYPE_BY_EXTENSION.get(posixpath.splitext(key)[1].lower())
+
+
+def to_document(
+    meta: DocumentMetadata,
+    *,
+    document_id: str,
+    key: str,
+    body: bytes | None = None,
+    s3_path: tuple[str, str] | None = None,
+    size: int | None = None,
+    date_fields: frozenset[str] = frozenset(),
+    extra_attributes: Mapping[str, Any] | None = None,
+) -> dict[str, Any] | Failure:
+    """The ``Document`` for ``BatchPutDocument``, or the failure that explains why there is none.
+
+    Give exactly one of ``body`` (inline mode: sent as ``Blob``) or ``s3_path`` (``(bucket, key)``: sent
+    as ``S3Path``; pass the listed ``size`` so an empty object is caught too). Passing both or neither
+    is a programming error (ValueError); everything else is reported as a failure:
+
+    - ``InvalidMetadata`` naming each bad field: an id outside 1-2048 characters; no ContentType and
+      an unknown extension; an attribute with a bad key or value (see :func:`attribute_value`).
+    - ``InvalidRequest``, as Kendra would answer, for a 0-byte document.
+
+    Text that is not valid UTF-8 is not checked here: Kendra decides, while indexing.
+    ``extra_attributes`` (e.g. the data-source sync attributes) are converted the same way and replace
+    metadata attributes of the same name. ``date_fields`` are the index's DATE fields.
+    """
+    if (body is None) == (s3_path is None):
+        raise ValueError("to_document needs exactly one of body (inline) or s3_path (s3 mode)")
+    problems = []
+    if not _valid_document_id(document_id):
+        problems.append(f"metadata field 'DocumentId': must be 1-{MAX_DOCUMENT_ID_LENGTH} characters "
+                        f"(got {len(document_id)})")
+    content_type = meta.content_type or content_type_for(key)
+    if content_type is None:
+        problems.append(
+            f"metadata field 'ContentType': missing, and the extension of {key!r} has no default; "
+            f"set one of {', '.join(CONTENT_TYPES)}"
+        )
+    attributes = []
+    for name, value in {**meta.attributes, **(extra_attributes or {})}.items():
+        try:
+            attributes.append({"Key": name, "Value": attribute_value(name, value, date_fields)})
+        except InvalidAttribute as exc:
+            problems.append(f"metadata field 'Attributes.{name}': {exc}")
+    if problems:
+        return _invalid(document_id, "; ".join(problems))
+    if (len(body) if body is not None else size) == 0:
+        return Failure(
+            document_id=document_id, error_code="InvalidRequest", error_message=EMPTY_DOCUMENT_MESSAGE
+        )
+
+    document: dict[str, Any] = {"Id": document_id}
+    if meta.title is not None:
+        document["Title"] = meta.title
+    if body is not None:
+        document["Blob"] = body
+    else:
+        bucket, object_key = s3_path  # type: ignore[misc]
+        document["S3Path"] = {"Bucket": bucket, "Key": object_key}
+    document["ContentType"] = content_type
+    if attributes:
+        document["Attributes"] = attributes
+    if meta.access_control_list is not None:
+        document["AccessControlList"] = _principals(meta.access_control_list)
+    if meta.hierarchical_access_control_list is not None:
+        levels = meta.hierarchical_access_control_list
+        document["HierarchicalAccessControlList"] = [
+            {"PrincipalList": _principals(level.principal_list)} for level in levels
+        ]
+    return document
+
+
+class InvalidAttribute(ValueError):
+    """An attribute key or value Kendra would not accept; the message states the rule."""
+
+
+def attribute_value(name: str, value: Any, date_fields: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """A metadata attribute as a Kendra ``DocumentAttributeValue``; raises :class:`InvalidAttribute`.
+
+    String -> ``StringValue`` (1-2048 characters), except reserved dates and ``date_fields`` ->
+    ``DateValue`` (ISO-8601 with a timezone, as an aware ``datetime``); integer -> ``LongValue``;
+    list of strings -> ``StringListValue``. Anything else (float, boolean, null, object, a list
+    holding a non-string) is rejected rather than guessed at.
+    """
+    if not (1 <= len(name) <= MAX_ATTRIBUTE_KEY_LENGTH and _ATTRIBUTE_KEY.fullmatch(name)):
+        raise InvalidAttribute(
+            f"key must be 1-{MAX_ATTRIBUTE_KEY_LENGTH} characters matching [a-zA-Z0-9_][a-zA-Z0-9_-]*"
+        )
+    if name in DATE_ATTRIBUTES or name in date_fields:
+        if not isinstance(value, str):
+            raise InvalidAttribute(f"a date must be an ISO-8601 string with a timezone (got {shown(value)})")
+        return {"DateValue": _date(value)}
+    if isinstance(value, str):
+        return {"StringValue": _string(value)}
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value not in _LONG_RANGE:
+            raise InvalidAttribute(f"integer out of the 64-bit range (got {value})")
+        return {"LongValue": value}
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return {"StringListValue": [_string(item) for item in value]}
+    raise InvalidAttribute(
+        f"must be a string, an integer or a list of strings (got {shown(value)})"
+    )
+
+
+def _string(value: str) -> str:
+    if not 1 <= len(value) <= MAX_STRING_VALUE_LENGTH:
+        raise InvalidAttribute(f"strings must be 1-{MAX_STRING_VALUE_LENGTH} characters (got {len(value)})")
+    return value
+
+
+def _date(value: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidAttribute(f"not an ISO-8601 date-time (got {shown(value)})") from None
+    if parsed.tzinfo is None:
+        raise InvalidAttribute(f"date {value!r} has no timezone; add one, e.g. 2025-10-05T12:00:00Z")
+    return parsed
+
+
+def _principals(principals: list[Principal]) -> list[dict[str, Any]]:
+    return [principal.model_dump(by_alias=True, exclude_none=True) for principal in principals]
+
+
+def _valid_document_id(document_id: str) -> bool:
+    return 1 <= len(document_id) <= MAX_DOCUMENT_ID_LENGTH
+
+
+def _invalid(document_id: str, message: str) -> Failure:
+    return Failure(document_id=document_id, error_code=ErrorCode.INVALID_METADATA, error_message=message)

@@ -1,0 +1,123 @@
+"""Processing one part: read its documents, build Kendra documents, send one request, record outcomes.
+
+The same functions serve option sfn (ProcessBatch) and option sqs (the workers). A part's result is
+written twice: ``_reports/<jobId>/<put|delete>/part-NNNNN.csv`` (its failure rows, the contract)
+and ``_work/<jobId>/results/<op>-NNNNN.json`` (outcomes and Kendra counts, for the summary).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from kendra_ingest import metadata, reports, store
+from kendra_ingest.deadline import Deadline
+from kendra_ingest.models import DeletePart, Failure, KendraCounts, Operation, Outcome, PutPart, Wire
+
+#: Documents of one part are read concurrently (at most 10 per part).
+READERS = 10
+
+
+class PartResult(Wire):
+    """Every document of a part with its outcome, plus the Kendra calls it took."""
+
+    job_id: str
+    operation: Operation
+    part: int
+    outcomes: list[Outcome]
+    kendra: KendraCounts = KendraCounts()
+
+
+def result_key(job_id: str, operation: Operation, part: int) -> str:
+    return f"_work/{job_id}/results/{operation}-{part:05d}.json"
+
+
+def process_put(
+    part: PutPart,
+    *,
+    source: str,
+    index: Any,
+    ledger: Any,
+    deadline: Deadline,
+    document_mode: str,
+    date_fields: frozenset[str],
+    read: Callable[[str, str], bytes | None] = store.read,
+) -> PartResult:
+    """Put one part. Every document of the part ends with exactly one outcome."""
+    outcomes: dict[str, Outcome] = {}
+    documents: list[dict] = []
+    for doc, built in zip(part.docs, _build(part, document_mode, date_fields, read), strict=True):
+        if isinstance(built, Failure):
+            outcomes[doc.document_id] = Outcome.failed(doc.document_id, "put", built.error_code,
+                                                       built.error_message)
+        else:
+            documents.append(built)
+    if documents:
+        for outcome in index.put(documents, deadline=deadline):
+            outcomes[outcome.document_id] = outcome
+    by_id = {d.document_id: d for d in part.docs}
+    done = [o for o in outcomes.values() if o.status == "put"]
+    ledger.record_put([
+        (o.document_id, source, by_id[o.document_id].fingerprint, by_id[o.document_id].s3_key, part.job_id)
+        for o in done
+    ])
+    ordered = [outcomes[d.document_id].model_copy(update={"fingerprint": d.fingerprint}) for d in part.docs]
+    return PartResult(job_id=part.job_id, operation="put", part=part.part, outcomes=ordered,
+                      kendra=index.counts.model_copy())
+
+
+def _build(part: PutPart, document_mode: str, date_fields: frozenset[str],
+           read: Callable[[str, str], bytes | None]) -> list[dict | Failure]:
+    """Kendra documents (or the failure that prevents one) for each document of the part, in order."""
+
+    def build(doc: Any) -> dict | Failure:
+        raw = read(doc.s3_bucket, doc.meta_key)
+        if raw is None:
+            return Failure(document_id=doc.document_id, error_code="MissingMetadata",
+                           error_message=f"metadata {doc.meta_key} was deleted before the job sent it")
+        meta = metadata.parse_metadata(raw, document_id_hint=doc.document_id)
+        if isinstance(meta, Failure):
+            return meta
+        if document_mode == "s3":
+            return metadata.to_document(meta, document_id=doc.document_id, key=doc.s3_key,
+                                        s3_path=(doc.s3_bucket, doc.s3_key), date_fields=date_fields)
+        body = read(doc.s3_bucket, doc.s3_key)
+        if body is None:
+            return Failure(document_id=doc.document_id, error_code="MissingDocument",
+                           error_message=f"document {doc.s3_key} was deleted before the job sent it")
+        return metadata.to_document(meta, document_id=doc.document_id, key=doc.s3_key, body=body,
+                                    date_fields=date_fields)
+
+    with ThreadPoolExecutor(min(READERS, len(part.docs))) as pool:
+        return list(pool.map(build, part.docs))
+
+
+def process_delete(part: DeletePart, *, index: Any, ledger: Any, deadline: Deadline) -> PartResult:
+    """Delete one part's ids; an id Kendra does not have counts as deleted."""
+    outcomes = index.delete(part.document_ids, deadline=deadline)
+    ledger.record_delete([o.document_id for o in outcomes if o.status == "deleted"])
+    return PartResult(job_id=part.job_id, operation="delete", part=part.part, outcomes=outcomes,
+                      kendra=index.counts.model_copy())
+
+
+def fail(part: PutPart | DeletePart, code: str, message: str) -> PartResult:
+    """A part that could not be processed at all: every one of its documents is a failure row."""
+    operation: Operation = part.action
+    ids = [d.document_id for d in part.docs] if isinstance(part, PutPart) else part.document_ids
+    return PartResult(job_id=part.job_id, operation=operation, part=part.part,
+                      outcomes=[Outcome.failed(i, operation, code, message) for i in ids])
+
+
+def save(reports_bucket: str, result: PartResult) -> None:
+    """Write the part's failure rows (contract CSV) and its result (for the summary)."""
+    rows = reports.failure_rows(result.job_id, result.outcomes)
+    store.write(reports_bucket, reports.part_key(result.job_id, result.operation, result.part),
+                reports.write_failures_csv(rows), "text/csv")
+    store.write_json(reports_bucket, result_key(result.job_id, result.operation, result.part),
+                     result.model_dump(by_alias=True, exclude_none=True))
+
+
+def parse(item: dict[str, Any]) -> PutPart | DeletePart:
+    """A part from its wire shape (Map item or queue message body)."""
+    return DeletePart.model_validate(item) if item.get("action") == "delete" else PutPart.model_validate(item)

@@ -1,0 +1,209 @@
+"""Planning a job: list and pair its objects, resolve document ids, skip unchanged documents,
+and pack the rest into parts (one Kendra request each).
+
+Nothing is sent to Kendra here. The parts go to S3 (``_work/<jobId>/parts.json``, read by the
+Distributed Map or turned into queue messages) and every document that cannot be sent is already
+a failure in the plan (``_work/<jobId>/plan.json``), so the final report accounts for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from itertools import islice
+
+from kendra_ingest import manifest as manifests
+from kendra_ingest import metadata, packing, pairing, store
+from kendra_ingest.job import Job
+from kendra_ingest.models import DeletePart, ErrorCode, Failure, Outcome, Pair, PartDoc, PutPart, Wire
+from kendra_ingest.settings import MAX_DOCUMENTS_PER_CALL
+
+#: Metadata files are small: read this many at once (S3 GETs are latency-bound).
+METADATA_READERS = 16
+#: Pairs resolved per chunk: bounds memory while keeping the readers busy.
+RESOLVE_CHUNK = 512
+
+
+class PlanCounts(Wire):
+    """What the plan decided; the part results and the verification add the rest."""
+
+    documents_found: int = 0
+    documents_requested: int = 0
+    skipped_unchanged: int = 0
+    deletes_requested: int = 0
+    put_parts: int = 0
+    delete_parts: int = 0
+
+
+class Plan(Wire):
+    """The small result handed to the next step; details live in S3."""
+
+    parts: int
+    items_key: str
+    counts: PlanCounts
+    error: str | None = None
+
+
+@dataclass
+class Planner:
+    """Turns a job's objects into parts and failures. I/O is injected so the logic is testable.
+
+    ``read(bucket, key) -> bytes | None`` reads metadata; ``fingerprints(ids) -> {id: fingerprint}``
+    is the ledger lookup (None disables skipping).
+    """
+
+    job: Job
+    read: Callable[[str, str], bytes | None]
+    fingerprints: Callable[[list[str]], dict[str, str]] | None
+    max_document_bytes: int
+    max_request_bytes: int
+    failures: list[Failure] = field(default_factory=list)
+    counts: PlanCounts = field(default_factory=PlanCounts)
+
+    def fail(self, document_id: str, code: str, message: str) -> None:
+        self.failures.append(Failure(document_id=document_id, error_code=code, error_message=message))
+
+    # -- documents -------------------------------------------------------------------------------
+    def _resolve(self, pairs: list[Pair], pool: ThreadPoolExecutor) -> Iterator[tuple[Pair, str]]:
+        """(pair, document id) for pairs whose metadata parses; failures for the others."""
+        prefix = self.job.batches_prefix
+        raws = pool.map(lambda p: self.read(self.job.bucket, p.metadata.key), pairs)
+        for pair, raw in zip(pairs, raws, strict=True):
+            hint = pairing.default_document_id(pair.document.key, prefix)
+            if raw is None:
+                self.fail(hint, ErrorCode.MISSING_METADATA, f"metadata {pair.metadata.key} vanished during listing")
+                continue
+            meta = metadata.parse_metadata(raw, document_id_hint=hint)
+            if isinstance(meta, Failure):
+                self.failures.append(meta)
+                continue
+            document_id = metadata.resolve_document_id(meta, pair.document.key, prefix)
+            if isinstance(document_id, Failure):
+                self.failures.append(document_id)
+                continue
+            yield pair, document_id
+
+    def documents(self, objects: Iterable) -> Iterator[PartDoc]:
+        """Pair, resolve and de-duplicate; yields the documents that should be put."""
+        claims = pairing.DocumentIdClaims()
+        paired = pairing.pair_objects(objects, self.job.batches_prefix)
+
+        def pairs_only() -> Iterator[Pair]:
+            for item in paired:
+                # Every pairing output is a requested document (a lone metadata file too: its
+                # document is missing), but only document objects count as "found".
+                self.counts.documents_requested += 1
+                if isinstance(item, Failure):
+                    if item.error_code == ErrorCode.MISSING_METADATA:
+                        self.counts.documents_found += 1
+                    self.failures.append(item)
+                else:
+                    self.counts.documents_found += 1
+                    yield item
+
+        stream = pairs_only()
+        with ThreadPoolExecutor(METADATA_READERS) as pool:
+            while chunk := list(islice(stream, RESOLVE_CHUNK)):
+                for pair, document_id in self._resolve(chunk, pool):
+                    duplicate = claims.claim(document_id, pair.document.key)
+                    if duplicate is not None:
+                        self.failures.append(duplicate)
+                        continue
+                    yield PartDoc(
+                        document_id=document_id, s3_bucket=self.job.bucket, s3_key=pair.document.key,
+                        meta_key=pair.metadata.key, size=pair.document.size, fingerprint=pair.fingerprint,
+                    )
+
+    def skip_unchanged(self, docs: list[PartDoc]) -> list[PartDoc]:
+        if self.fingerprints is None or self.job.force or not docs:
+            return docs
+        known = self.fingerprints([d.document_id for d in docs])
+        changed = [d for d in docs if known.get(d.document_id) != d.fingerprint]
+        self.counts.skipped_unchanged += len(docs) - len(changed)
+        return changed
+
+    def put_parts(self, docs: list[PartDoc]) -> list[PutPart]:
+        parts: list[PutPart] = []
+        packed = packing.pack(
+            docs, size=lambda d: d.size, max_docs=MAX_DOCUMENTS_PER_CALL,
+            max_document_bytes=self.max_document_bytes, max_request_bytes=self.max_request_bytes,
+        )
+        for item in packed:
+            if isinstance(item, packing.TooLarge):
+                doc = item.item
+                self.fail(doc.document_id, ErrorCode.DOCUMENT_TOO_LARGE, item.reason)
+                continue
+            parts.append(PutPart(job_id=self.job.job_id, part=len(parts) + 1, docs=item))
+        return parts
+
+    def delete_parts(self, ids: list[str], first: int) -> list[DeletePart]:
+        return [
+            DeletePart(job_id=self.job.job_id, part=first + n, document_ids=ids[i : i + MAX_DOCUMENTS_PER_CALL])
+            for n, i in enumerate(range(0, len(ids), MAX_DOCUMENTS_PER_CALL))
+        ]
+
+
+def make_plan(
+    job: Job,
+    manifest: manifests.Manifest,
+    objects: Iterable,
+    *,
+    read: Callable[[str, str], bytes | None],
+    fingerprints: Callable[[list[str]], dict[str, str]] | None,
+    max_document_bytes: int,
+    max_request_bytes: int,
+) -> tuple[list[PutPart | DeletePart], list[Failure], list[Failure], PlanCounts, str | None]:
+    """The pure core of planning: parts, document failures, delete failures, counts, job error."""
+    planner = Planner(job, read, fingerprints, max_document_bytes, max_request_bytes)
+    deletes = list(manifest.deletes)
+    key = manifests.deletes_object_key(job.prefix, manifest)
+    if key is not None:
+        body = read(job.bucket, key)
+        if body is None:
+            return [], [], [], planner.counts, f"deletesKey {key} does not exist"
+        deletes = manifests.unique([*deletes, *manifests.read_deletes(body)])
+    planner.counts.deletes_requested = len(deletes)
+
+    docs = list(planner.documents(objects))
+    if job.expected_documents is not None and planner.counts.documents_found != job.expected_documents:
+        error = (
+            f"expectedDocuments is {job.expected_documents} but {planner.counts.documents_found} documents "
+            "were found; nothing was sent to Kendra (was the manifest written before the last upload?)"
+        )
+        return [], [], [], planner.counts, error
+
+    conflicts = conflicting(docs, deletes)
+    delete_failures = [o.failure() for o in conflicts if o.operation == "delete"]
+    planner.failures.extend(o.failure() for o in conflicts if o.operation == "put")
+    ids = {o.document_id for o in conflicts}
+    docs = [d for d in docs if d.document_id not in ids]
+    deletes = [i for i in deletes if i not in ids]
+
+    docs = planner.skip_unchanged(docs)
+    put = planner.put_parts(docs)
+    delete = planner.delete_parts(deletes, len(put) + 1)
+    planner.counts.put_parts, planner.counts.delete_parts = len(put), len(delete)
+    return [*put, *delete], planner.failures, delete_failures, planner.counts, None
+
+
+def conflicting(docs: list[PartDoc], deletes: list[str]) -> list[Outcome]:
+    """An id both put and deleted in one job: both operations fail (the intent is ambiguous)."""
+    both = {d.document_id for d in docs} & set(deletes)
+    message = "the job both puts and deletes this id; neither was done"
+    return [Outcome.failed(i, op, ErrorCode.CONFLICTING_OPERATION, message) for i in sorted(both)
+            for op in ("put", "delete")]
+
+
+def save(job: Job, reports_bucket: str, parts: list, failures: list[Failure],
+         delete_failures: list[Failure], counts: PlanCounts, error: str | None) -> Plan:
+    """Write the parts and the plan to S3 and return the small :class:`Plan`."""
+    items_key = job.work_key("parts.json")
+    store.write_json(reports_bucket, items_key, [p.model_dump(by_alias=True) for p in parts])
+    store.write_json(reports_bucket, job.work_key("plan.json"), {
+        "counts": counts.model_dump(by_alias=True),
+        "failures": [f.model_dump(by_alias=True) for f in failures],
+        "deleteFailures": [f.model_dump(by_alias=True) for f in delete_failures],
+        "error": error,
+    })
+    return Plan(parts=len(parts), items_key=items_key, counts=counts, error=error)

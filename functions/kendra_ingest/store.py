@@ -1,0 +1,50 @@
+"""Small S3 helpers shared by the steps: read (None when missing), write, JSON, copy-then-delete."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from kendra_ingest import aws
+
+
+def read(bucket: str, key: str) -> bytes | None:
+    """The object's bytes, or None when it does not exist."""
+    s3 = aws.client("s3")
+    try:
+        return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except s3.exceptions.NoSuchKey:
+        return None
+
+
+def write(bucket: str, key: str, body: bytes, content_type: str = "application/octet-stream") -> None:
+    aws.client("s3").put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
+
+
+def read_json(bucket: str, key: str) -> Any | None:
+    raw = read(bucket, key)
+    return None if raw is None else json.loads(raw)
+
+
+def write_json(bucket: str, key: str, value: Any) -> None:
+    body = json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+    write(bucket, key, body, "application/json")
+
+
+def keys(bucket: str, prefix: str) -> Iterator[str]:
+    """Keys under ``prefix`` in listing order (paginated)."""
+    paginator = aws.client("s3").get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+        for item in page.get("Contents", ()):
+            yield item["Key"]
+
+
+def move(source_bucket: str, source_key: str, target_bucket: str, target_key: str) -> bool:
+    """Copy then delete (S3 has no move); False when the source is already gone."""
+    body = read(source_bucket, source_key)
+    if body is None:
+        return False
+    write(target_bucket, target_key, body, "application/json")
+    aws.client("s3").delete_object(Bucket=source_bucket, Key=source_key)
+    return True

@@ -1,0 +1,121 @@
+"""Reading user-written JSON (manifests, metadata files) with one-line, field-naming error messages.
+
+Both the manifest and the Kendra metadata files are written by people; when they are wrong the report
+must say which field broke which rule, in one readable line.
+
+Example::
+
+    try:
+        obj = load_json_object(raw, what="manifest", strip_bom=True)
+    except JsonInputError as exc:
+        print(exc.message)   # "manifest is not valid JSON: line 1 column 5: Expecting value"
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from pydantic import ValidationError
+
+_MAX_SHOWN = 60  # characters of an offending value quoted back in a message
+
+
+class JsonInputError(ValueError):
+    """User-written JSON that cannot be read as an object; ``message`` is one readable line."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def load_json_object(raw: bytes, *, what: str, strip_bom: bool) -> dict[str, Any]:
+    """Decode ``raw`` as a UTF-8 JSON object; duplicate keys and NaN/Infinity are errors.
+
+    ``strip_bom`` accepts (and drops) a leading UTF-8 byte order mark; otherwise a BOM is an error,
+    because Kendra requires metadata files in UTF-8 without one.
+    """
+    if raw.startswith(codecs.BOM_UTF8):
+        if not strip_bom:
+            raise JsonInputError(f"{what} starts with a UTF-8 byte order mark; save it as UTF-8 without BOM")
+        raw = raw[len(codecs.BOM_UTF8):]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise JsonInputError(
+            f"{what} is not valid UTF-8: byte 0x{raw[exc.start]:02x} at offset {exc.start}"
+        ) from None
+
+    def reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        obj: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in obj:
+                raise JsonInputError(f"{what} field {key!r}: appears more than once")
+            obj[key] = value
+        return obj
+
+    def reject_constant(name: str) -> Any:
+        raise JsonInputError(f"{what} is not valid JSON: {name} is not a JSON number")
+
+    try:
+        value = json.loads(text, object_pairs_hook=reject_duplicates, parse_constant=reject_constant)
+    except json.JSONDecodeError as exc:
+        raise JsonInputError(
+            f"{what} is not valid JSON: line {exc.lineno} column {exc.colno}: {exc.msg}"
+        ) from None
+    if not isinstance(value, dict):
+        raise JsonInputError(f"{what} must be a JSON object (got {json_type(value)})")
+    return value
+
+
+def describe_errors(exc: ValidationError, *, what: str, allowed: Iterable[str] = ()) -> str:
+    """All of a pydantic error's problems as one line: ``<what> field '<path>': <rule> (got <value>)``.
+
+    ``allowed`` lists the top-level keys, quoted back when an unknown key is found.
+    """
+    allowed = tuple(allowed)
+    parts = []
+    for error in exc.errors(include_url=False):
+        path = field_path(error["loc"])
+        if error["type"] == "extra_forbidden":
+            rule = "unknown key"
+            if allowed and len(error["loc"]) == 1:
+                rule += f" (allowed: {', '.join(allowed)})"
+        elif error["type"] == "missing":
+            rule = "required"
+        else:
+            rule = f"{_lower_first(error['msg'])} (got {shown(error['input'])})"
+        parts.append(f"{what} field '{path}': {rule}" if path else f"{what}: {rule}")
+    return "; ".join(parts)
+
+
+def field_path(loc: tuple[int | str, ...]) -> str:
+    """``('AccessControlList', 0, 'Type')`` -> ``AccessControlList[0].Type``."""
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path
+
+
+def shown(value: Any) -> str:
+    """A short ``repr`` of a user's value for an error message."""
+    text = repr(value)
+    return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 3] + "..."
+
+
+def json_type(value: Any) -> str:
+    """The JSON name of a decoded value's type: object, array, string, number, boolean, null."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    return {dict: "object", list: "array", str: "string", int: "number", float: "number"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _lower_first(text: str) -> str:
+    # pydantic messages read "Input should be ..."; inside our sentence lower case reads better.
+    return text[:1].lower() + text[1:]

@@ -1,0 +1,24 @@
+"""Option sfn, Map item: send one part to Kendra (or, from the Catch, report it as failed)."""
+
+from kendra_ingest import parts
+from kendra_ingest.job import Job
+from kendra_ingest.models import PutPart
+from kendra_ingest.runtime import date_fields, deadline, kendra_index, ledger, logger, settings
+
+
+@logger.inject_lambda_context
+def handler(event: dict, context: object) -> None:
+    s = settings("process_batch")
+    job = Job.model_validate(event["job"])
+    part = parts.parse(event["part"])
+    if "error" in event:  # the Map's Catch: the part failed in a way its own retries could not fix
+        error = event["error"] or {}
+        result = parts.fail(part, str(error.get("Error", "States.TaskFailed")), str(error.get("Cause", ""))[:1000])
+    elif isinstance(part, PutPart):
+        result = parts.process_put(
+            part, source=job.source, index=kendra_index(s), ledger=ledger(s), deadline=deadline(context),
+            document_mode=s.document_mode, date_fields=date_fields(s),
+        )
+    else:
+        result = parts.process_delete(part, index=kendra_index(s), ledger=ledger(s), deadline=deadline(context))
+    parts.save(s.reports_bucket, result)

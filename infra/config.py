@@ -1,0 +1,157 @@
+"""The stack configuration (DESIGN section 3): one pydantic model, validated before any resource exists.
+
+Every key lives in the ``kendra-ingestion:`` namespace. A bad or missing value fails with one line that
+names the key, what was given and the command that fixes it, for example::
+
+    kendra-ingestion:mapConcurrency must be an integer 1-40 (got 99); fix: pulumi config set mapConcurrency 4
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+import pulumi
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, ValidationInfo, field_validator
+
+from infra.contract import settings
+
+NAMESPACE = "kendra-ingestion"
+OPTIONS = ("sfn", "sqs")
+
+#: The retention values CloudWatch Logs accepts (0, "never expire", is deliberately not offered).
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192,
+                      2557, 2922, 3288, 3653)
+#: Kendra's documented per-file limit (FACTS.md); an inline document can never be larger.
+MAX_KENDRA_FILE_BYTES = 50 * 1024 * 1024
+#: Lambda memory limits.
+MIN_LAMBDA_MEMORY_MB, MAX_LAMBDA_MEMORY_MB = 128, 10240
+#: SQS event source mappings: ``maximum_concurrency`` is 2-1000 (FACTS.md).
+MIN_ESM_CONCURRENCY, MAX_ESM_CONCURRENCY = 2, 1000
+#: botocore's IndexId shape: exactly 36 characters.
+KENDRA_INDEX_ID_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9-]{35}$"
+#: botocore's DataSourceId shape: 1-100 characters.
+KENDRA_DATA_SOURCE_ID_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_-]{0,99}$"
+# Pragmatic: one "@", no spaces, a dot in the domain. SNS confirms the address by mail anyway.
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+
+Email = Annotated[str, StringConstraints(pattern=EMAIL_PATTERN)]
+
+
+class ConfigError(pulumi.RunError):
+    """A stack configuration value is missing or invalid (Pulumi prints a RunError without a traceback)."""
+
+
+def _key(alias: str, rule: str, fix: str, default: Any = ..., **constraints: Any) -> Any:
+    """A config key: its rule (completes "must be ...") and the argument of the fixing ``pulumi config set``."""
+    return Field(default, alias=alias, description=rule, json_schema_extra={"fix": fix}, **constraints)
+
+
+class StackConfig(BaseModel):
+    """The validated stack configuration; attribute names are snake_case, config keys camelCase."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    option: Literal["sfn", "sqs"] = _key("option", "sfn or sqs", "option sfn")
+    kendra_index_id: str = _key(
+        "kendraIndexId", "the 36-character id of an existing Kendra index", "kendraIndexId <index-id>",
+        pattern=KENDRA_INDEX_ID_PATTERN,
+    )
+    document_mode: Literal["inline", "s3"] = _key("documentMode", "inline or s3", "documentMode inline", "inline")
+    archive_expiration_days: int = _key(
+        "archiveExpirationDays", "an integer 1-3650", "archiveExpirationDays 60", 60, ge=1, le=3650
+    )
+    map_concurrency: int = _key("mapConcurrency", "an integer 1-40", "mapConcurrency 4", 4, ge=1, le=40)
+    put_concurrency: int = _key(
+        "putConcurrency", f"an integer {MIN_ESM_CONCURRENCY}-{MAX_ESM_CONCURRENCY} (SQS event source limits)",
+        "putConcurrency 2", 2, ge=MIN_ESM_CONCURRENCY, le=MAX_ESM_CONCURRENCY,
+    )
+    delete_concurrency: int = _key(
+        "deleteConcurrency", f"an integer {MIN_ESM_CONCURRENCY}-{MAX_ESM_CONCURRENCY} (SQS event source limits)",
+        "deleteConcurrency 4", 4, ge=MIN_ESM_CONCURRENCY, le=MAX_ESM_CONCURRENCY,
+    )
+    encryption: Literal["s3", "kms"] = _key("encryption", "s3 or kms", "encryption s3", "s3")
+    notification_emails: tuple[Email, ...] = _key(
+        "notificationEmails", "a list of email addresses",
+        "--path 'notificationEmails[0]' ops@example.com", (),
+    )
+    log_retention_days: int = _key(
+        "logRetentionDays", "a CloudWatch Logs retention in days (1, 3, 5, 7, 14, 30, 60, 90, ... 3653)",
+        "logRetentionDays 30", 30,
+    )
+    verify_indexing: bool = _key("verifyIndexing", "true or false", "verifyIndexing true", True)
+    skip_unchanged: bool = _key("skipUnchanged", "true or false", "skipUnchanged true", True)
+    kendra_data_source_id: str | None = _key(
+        "kendraDataSourceId", "the id of a CUSTOM data source of the index (1-100 letters, digits, _ or -)",
+        "kendraDataSourceId <data-source-id>", None, pattern=KENDRA_DATA_SOURCE_ID_PATTERN,
+    )
+    max_document_bytes: int = _key(
+        "maxDocumentBytes", f"an integer 1-{MAX_KENDRA_FILE_BYTES} (bytes per inline document)",
+        f"maxDocumentBytes {settings.DEFAULT_MAX_DOCUMENT_BYTES}", settings.DEFAULT_MAX_DOCUMENT_BYTES,
+        ge=1, le=MAX_KENDRA_FILE_BYTES,
+    )
+    max_request_bytes: int = _key(
+        "maxRequestBytes", "an integer of bytes per BatchPutDocument call, at least maxDocumentBytes",
+        f"maxRequestBytes {settings.DEFAULT_MAX_REQUEST_BYTES}", settings.DEFAULT_MAX_REQUEST_BYTES, ge=1,
+    )
+    lambda_memory_mb: int | None = _key(
+        "lambdaMemoryMb", f"an integer {MIN_LAMBDA_MEMORY_MB}-{MAX_LAMBDA_MEMORY_MB} (MB for every function)",
+        "lambdaMemoryMb 1024", None, ge=MIN_LAMBDA_MEMORY_MB, le=MAX_LAMBDA_MEMORY_MB,
+    )
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _allowed_retention(cls, value: int) -> int:
+        if value not in LOG_RETENTION_DAYS:
+            raise ValueError("not a CloudWatch Logs retention value")
+        return value
+
+    @field_validator("max_request_bytes")
+    @classmethod
+    def _request_holds_a_document(cls, value: int, info: ValidationInfo) -> int:
+        document = info.data.get("max_document_bytes")
+        if document is not None and value < document:
+            raise ValueError("smaller than maxDocumentBytes")
+        return value
+
+
+#: Every key of the namespace, as ``pulumi config set`` spells it.
+KEYS: tuple[str, ...] = tuple(field.alias for field in StackConfig.model_fields.values() if field.alias)
+
+
+def load(config: pulumi.Config, *, stack: str) -> StackConfig:
+    """Read and validate the ``kendra-ingestion:`` namespace; raise :class:`ConfigError` on the first
+    bad or missing key. ``option`` defaults to the stack name when the stack is called sfn or sqs.
+    """
+    raw: dict[str, Any] = {key: value for key in KEYS if (value := config.get(key)) is not None}
+    if "option" not in raw and stack in OPTIONS:
+        raw["option"] = stack
+    if "notificationEmails" in raw:
+        raw["notificationEmails"] = _as_list(raw["notificationEmails"])
+    try:
+        return StackConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_message(exc.errors()[0], raw, stack)) from None
+
+
+def _as_list(value: str) -> Any:
+    """A JSON list (``--path`` or YAML lists) or, for convenience, one comma-separated string."""
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError:
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return parsed if isinstance(parsed, list) else value
+
+
+def _message(error: Any, raw: dict[str, Any], stack: str) -> str:
+    key = str(error["loc"][0]) if error["loc"] else "option"
+    field = next(f for f in StackConfig.model_fields.values() if f.alias == key)
+    fix = (field.json_schema_extra or {})["fix"]  # type: ignore[index]
+    got = raw.get(key)
+    if got is None:
+        shown = "nothing"
+        if key == "option":
+            shown += f"; required because stack {stack!r} is not named sfn or sqs"
+    else:
+        shown = json.dumps(got) if isinstance(got, list) else str(got)
+    return f"{NAMESPACE}:{key} must be {field.description} (got {shown}); fix: pulumi config set {fix}"

@@ -1,0 +1,1 @@
+"""Option sfn: the state machine and its trigger (owned by the sfn work; placeholder signature)."""

@@ -1,0 +1,83 @@
+"""``python -m sandbox run|demo``: the embedded AWS sandbox's command line (DESIGN section 7)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from sandbox.run import SandboxError, SandboxOptions, run
+
+ROOT = Path(__file__).resolve().parent.parent
+OPTIONS = ("sfn", "sqs")
+
+
+def _probability(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a probability between 0 and 1 (got {text})")
+    return value
+
+
+def _index_fields(text: str) -> dict[str, str]:
+    allowed = {"STRING_VALUE", "STRING_LIST_VALUE", "LONG_VALUE", "DATE_VALUE"}
+    try:
+        fields = json.loads(Path(text).read_text())
+    except (OSError, ValueError) as exc:
+        raise argparse.ArgumentTypeError(f"cannot read index fields {text}: {exc}") from exc
+    if not isinstance(fields, dict) or not all(isinstance(v, str) and v in allowed for v in fields.values()):
+        raise argparse.ArgumentTypeError(f"{text}: expected {{name: one of {sorted(allowed)}}}")
+    return fields
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m sandbox", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="run jobs through the deployed program in the embedded AWS")
+    r.add_argument("--option", choices=OPTIONS, required=True)
+    r.add_argument("--input", action="append", type=Path, required=True, metavar="DIR",
+                   help="a job folder (batches/**, optional deletes.txt, _control/manifest.json); repeatable")
+    r.add_argument("--out", type=Path, required=True)
+    r.add_argument("--kendra-tps", type=float, default=None, help="token bucket per operation (default unlimited)")
+    r.add_argument("--kendra-throttle", type=_probability, default=0.0)
+    r.add_argument("--kendra-internal-error", type=_probability, default=0.0)
+    r.add_argument("--index-fields", type=_index_fields, default=None, metavar="FILE")
+    r.add_argument("--duplicate-events", type=int, default=1, metavar="N")
+    r.add_argument("--crash-after-kendra", type=_probability, default=0.0, metavar="P")
+    r.add_argument("--seed", type=int, default=None)
+    r.add_argument("--quiet", action="store_true")
+    r.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for each job")
+    d = sub.add_parser("demo", help="run the sample job through both options and print the reports")
+    d.add_argument("--out", type=Path, default=ROOT / "build" / "demo")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.command == "demo":
+        from sandbox.demo import demo
+
+        return demo(args.out)
+    for directory in args.input:
+        if not (directory / "_control" / "manifest.json").is_file():
+            print(f"error: {directory} has no _control/manifest.json", file=sys.stderr)
+            return 2
+    if args.duplicate_events < 1:
+        print("error: --duplicate-events must be at least 1", file=sys.stderr)
+        return 2
+    options = SandboxOptions(
+        option=args.option, kendra_tps=args.kendra_tps, kendra_throttle=args.kendra_throttle,
+        kendra_internal_error=args.kendra_internal_error, index_fields=args.index_fields,
+        duplicate_events=args.duplicate_events, crash_after_kendra=args.crash_after_kendra, seed=args.seed,
+        quiet=args.quiet, timeout_seconds=args.timeout,
+    )
+    try:
+        return run(args.input, args.out, options)
+    except SandboxError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
