@@ -29,6 +29,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
+from kendra_ingest.metadata import MAX_DOCUMENT_ID_LENGTH
 from kendra_ingest.validation import JsonInputError, describe_errors, load_json_object
 
 MANIFEST_NAME = "_control/manifest.json"
@@ -39,8 +40,7 @@ JOB_ID_RULE = f"must be 1-{JOB_ID_MAX_LENGTH} characters of [A-Za-z0-9._-]"
 _JOB_ID = re.compile(rf"[A-Za-z0-9._-]{{1,{JOB_ID_MAX_LENGTH}}}")
 _NOT_JOB_ID_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 
-# Kendra document ids are 1-2048 characters (botocore model, DocumentId).
-DocumentIdText = Annotated[str, StringConstraints(min_length=1, max_length=2048)]
+DocumentIdText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_DOCUMENT_ID_LENGTH)]
 
 
 class ManifestError(ValueError):

@@ -62,7 +62,7 @@ class Pairing:
     Example::
 
         pairing = Pairing("P/batches/")
-        items = [*pairing.feed(obj), *pairing.finish()]
+        items = [item for obj in objects for item in pairing.feed(obj)] + pairing.finish()
     """
 
     def __init__(self, batches_prefix: str) -> None:
@@ -75,44 +75,45 @@ class Pairing:
     def pending(self) -> int:
         return len(self._waiting)
 
-    def feed(self, obj: SourceObject) -> Iterator[Pair | Failure]:
-        """Take the next listed object (keys strictly ascending); yield what it settles."""
+    def feed(self, obj: SourceObject) -> list[Pair | Failure]:
+        """Take the next listed object (keys strictly ascending); return what it settles."""
         key = obj.key
         if self._last_key is not None and key <= self._last_key:
             raise ValueError(f"listing out of order: {key!r} after {self._last_key!r}")
         self._last_key = key
         relative_key(key, self.batches_prefix)
-        yield from self._release(before=key)
+        settled: list[Pair | Failure] = list(self._release(before=key))
         if key.endswith("/"):
-            return
-        if key.endswith(METADATA_SUFFIX):
-            document = self._waiting.pop(key, None)
-            if document is None:
-                yield self._missing_document(key)
-                return
-            # Every waiting key below `key` was just released, so `key` is the heap's smallest.
-            smallest = heapq.heappop(self._due)
-            assert smallest == key, (smallest, key)
-            yield Pair(document=document, metadata=obj)
-        else:
+            pass
+        elif not key.endswith(METADATA_SUFFIX):
             meta_key = key + METADATA_SUFFIX
             self._waiting[meta_key] = obj
             heapq.heappush(self._due, meta_key)
+        elif (document := self._waiting.pop(key, None)) is None:
+            settled.append(self._missing_document(key))
+        else:
+            # Every waiting key below `key` was just released, so `key` is the heap's smallest.
+            smallest = heapq.heappop(self._due)
+            assert smallest == key, (smallest, key)
+            settled.append(Pair(document=document, metadata=obj))
+        return settled
 
-    def finish(self) -> Iterator[Failure]:
+    def finish(self) -> list[Failure]:
         """The listing has ended: every document still waiting is missing its metadata."""
-        yield from self._release(before=None)
+        return self._release(before=None)
 
-    def _release(self, before: str | None) -> Iterator[Failure]:
+    def _release(self, before: str | None) -> list[Failure]:
         # Metadata keys below `before` can no longer be listed: their documents lack metadata.
+        released = []
         while self._due and (before is None or self._due[0] < before):
             meta_key = heapq.heappop(self._due)
             document = self._waiting.pop(meta_key)
-            yield Failure(
+            released.append(Failure(
                 document_id=default_document_id(document.key, self.batches_prefix),
                 error_code=ErrorCode.MISSING_METADATA,
                 error_message=f"document {document.key!r} has no metadata object {meta_key!r}",
-            )
+            ))
+        return released
 
     def _missing_document(self, meta_key: str) -> Failure:
         document_key = meta_key[: -len(METADATA_SUFFIX)]

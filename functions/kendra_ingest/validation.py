@@ -85,8 +85,10 @@ def describe_errors(exc: ValidationError, *, what: str, allowed: Iterable[str] =
                 rule += f" (allowed: {', '.join(allowed)})"
         elif error["type"] == "missing":
             rule = "required"
+        elif error["type"] in ("too_long", "too_short"):  # pydantic's message already gives the count
+            rule = _lower_first(error["msg"])
         else:
-            rule = f"{_lower_first(error['msg'])} (got {shown(error['input'])})"
+            rule = f"{_lower_first(error['msg'])} (got {_got(error['type'], error['input'])})"
         parts.append(f"{what} field '{path}': {rule}" if path else f"{what}: {rule}")
     return "; ".join(parts)
 
@@ -103,6 +105,13 @@ def shown(value: Any) -> str:
     """A short ``repr`` of a user's value for an error message."""
     text = repr(value)
     return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 3] + "..."
+
+
+def _got(error_type: str, value: Any) -> str:
+    # For length rules the length is the useful part; a 2,049-character id quoted back is noise.
+    if error_type in ("string_too_long", "string_too_short"):
+        return f"{len(value)} characters"
+    return shown(value)
 
 
 def json_type(value: Any) -> str:

@@ -1,0 +1,199 @@
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from kendra_ingest.manifest import (
+    Manifest,
+    ManifestError,
+    batches_prefix,
+    default_source,
+    deletes_object_key,
+    derive_job_id,
+    is_valid_job_id,
+    job_prefix,
+    parse_manifest,
+    read_deletes,
+)
+
+
+def manifest_bytes(**fields) -> bytes:
+    return json.dumps({"schemaVersion": 1, "jobId": "phonebook-2025-10-05T12-00Z", **fields}).encode()
+
+
+def error_of(raw: bytes) -> str:
+    with pytest.raises(ManifestError) as caught:
+        parse_manifest(raw)
+    message = caught.value.message
+    assert "\n" not in message and message == str(caught.value)
+    return message
+
+
+def test_full_manifest_parses_with_camel_case_keys():
+    manifest = parse_manifest(manifest_bytes(
+        source="phonebook", deletes=["emp-888", "emp-999"], deletesKey="deletes.txt",
+        expectedDocuments=1234, force=False,
+    ))
+    assert manifest == Manifest.model_validate({
+        "schemaVersion": 1, "jobId": "phonebook-2025-10-05T12-00Z", "source": "phonebook",
+        "deletes": ["emp-888", "emp-999"], "deletesKey": "deletes.txt", "expectedDocuments": 1234,
+    })
+    assert (manifest.job_id, manifest.deletes_key, manifest.expected_documents) == (
+        "phonebook-2025-10-05T12-00Z", "deletes.txt", 1234)
+
+
+@pytest.mark.parametrize(("job_id", "source"), [
+    ("phonebook-2025-10-05", "phonebook"), ("nodash", "nodash"), ("-leading", "-leading"), ("a.b_c-d-e", "a.b_c"),
+])
+def test_source_defaults_to_job_id_up_to_first_dash(job_id, source):
+    assert parse_manifest(manifest_bytes(jobId=job_id)).source == source
+    assert parse_manifest(manifest_bytes(jobId=job_id, source=None)).source == source
+
+
+def test_explicit_source_wins():
+    assert parse_manifest(manifest_bytes(source="hr directory")).source == "hr directory"
+
+
+def test_defaults():
+    manifest = parse_manifest(manifest_bytes())
+    assert (manifest.deletes, manifest.deletes_key, manifest.expected_documents, manifest.force) == (
+        [], None, None, False)
+
+
+def test_malformed_json_names_line_and_column():
+    assert error_of(b'{"schemaVersion": 1,') == (
+        "manifest is not valid JSON: line 1 column 21: Expecting property name enclosed in double quotes")
+    assert error_of(b"").startswith("manifest is not valid JSON: line 1 column 1:")
+
+
+@pytest.mark.parametrize(("raw", "got"), [(b"[]", "array"), (b'"x"', "string"), (b"null", "null"), (b"3", "number")])
+def test_manifest_must_be_an_object(raw, got):
+    assert error_of(raw) == f"manifest must be a JSON object (got {got})"
+
+
+def test_unknown_key_is_named_with_the_allowed_keys():
+    assert error_of(manifest_bytes(colour="red")) == (
+        "manifest field 'colour': unknown key (allowed: schemaVersion, jobId, source, deletes, deletesKey, "
+        "expectedDocuments, force)")
+
+
+def test_snake_case_keys_are_unknown():
+    assert "manifest field 'job_id': unknown key" in error_of(b'{"schemaVersion": 1, "job_id": "x"}')
+
+
+def test_bad_job_id():
+    assert error_of(manifest_bytes(jobId="a b")) == (
+        "manifest field 'jobId': must be 1-80 characters of [A-Za-z0-9._-] (got 'a b')")
+
+
+def test_missing_job_id_is_the_only_error():
+    assert error_of(b'{"schemaVersion": 1}') == "manifest field 'jobId': required"
+
+
+def test_job_id_length_limit():
+    parse_manifest(manifest_bytes(jobId="j" * 80))
+    assert "manifest field 'jobId'" in error_of(manifest_bytes(jobId="j" * 81))
+    assert "manifest field 'jobId'" in error_of(manifest_bytes(jobId=""))
+
+
+@pytest.mark.parametrize("version", [2, 0, True, 1.0, "1", None])
+def test_only_schema_version_one(version):
+    assert error_of(manifest_bytes(schemaVersion=version)).startswith("manifest field 'schemaVersion': ")
+
+
+@pytest.mark.parametrize(("fields", "field"), [
+    ({"expectedDocuments": "5"}, "expectedDocuments"), ({"expectedDocuments": -1}, "expectedDocuments"),
+    ({"expectedDocuments": True}, "expectedDocuments"), ({"force": "true"}, "force"), ({"force": 1}, "force"),
+    ({"deletes": "emp-1"}, "deletes"), ({"deletes": ["ok", 7]}, "deletes[1]"), ({"deletes": [""]}, "deletes[0]"),
+    ({"deletesKey": "/abs.txt"}, "deletesKey"), ({"deletesKey": "../up.txt"}, "deletesKey"),
+    ({"source": ""}, "source"), ({"source": 5}, "source"),
+])
+def test_types_are_strict_and_the_field_is_named(fields, field):
+    assert error_of(manifest_bytes(**fields)).startswith(f"manifest field '{field}': ")
+
+
+def test_every_problem_is_reported_on_one_line():
+    message = error_of(b'{"schemaVersion": 2, "jobId": "a b", "force": "yes", "colour": 1}')
+    assert message.count("; ") == 3
+    for field in ("schemaVersion", "jobId", "force", "colour"):
+        assert f"manifest field '{field}'" in message
+
+
+def test_utf8_bom_is_accepted():
+    assert parse_manifest(b"\xef\xbb\xbf" + manifest_bytes()).job_id == "phonebook-2025-10-05T12-00Z"
+
+
+def test_not_utf8_and_duplicate_keys_and_nan():
+    assert error_of(b'{"jobId": "\xff"}') == "manifest is not valid UTF-8: byte 0xff at offset 11"
+    assert error_of(b'{"schemaVersion": 1, "jobId": "a", "jobId": "b"}') == (
+        "manifest field 'jobId': appears more than once")
+    assert error_of(b'{"schemaVersion": 1, "jobId": "a", "expectedDocuments": NaN}').startswith(
+        "manifest is not valid JSON: NaN")
+
+
+@given(st.text(max_size=90))
+def test_job_id_rule_matches_validation(job_id):
+    raw = manifest_bytes(jobId=job_id)
+    if is_valid_job_id(job_id):
+        assert parse_manifest(raw).job_id == job_id
+    else:
+        assert error_of(raw).startswith("manifest field 'jobId': must be 1-80 characters")
+
+
+def test_derive_job_id_uses_a_valid_raw_job_id_even_if_the_rest_is_invalid():
+    assert derive_job_id("p/_control/manifest.json", b'{"jobId": "hr-7", "colour": 1}') == "hr-7"
+
+
+def test_derive_job_id_for_unreadable_manifest():
+    job_id = derive_job_id("teams/hr dept/_control/manifest.json", b"{nope")
+    assert job_id.startswith("invalid-teams-hr-dept-") and len(job_id) == len("invalid-teams-hr-dept-") + 8
+    assert derive_job_id("_control/manifest.json", b"{nope").startswith("invalid-")
+
+
+@given(st.text(), st.binary())
+def test_derive_job_id_is_always_a_valid_stable_job_id(key, raw):
+    job_id = derive_job_id(key, raw)
+    assert is_valid_job_id(job_id)
+    assert derive_job_id(key, raw) == job_id
+
+
+@pytest.mark.parametrize(("key", "prefix"), [
+    ("P/_control/manifest.json", "P"), ("_control/manifest.json", ""),
+    ("teams/hr/2025/_control/manifest.json", "teams/hr/2025"),
+])
+def test_job_prefix(key, prefix):
+    assert job_prefix(key) == prefix
+
+
+@pytest.mark.parametrize("key", [
+    "P/manifest.json", "P/_control/manifest.json.bak", "P_control/manifest.json", "/_control/manifest.json",
+    "P/_control/other.json",
+])
+def test_job_prefix_rejects_other_keys(key):
+    with pytest.raises(ManifestError, match=r"does not match <prefix>/_control/manifest\.json"):
+        job_prefix(key)
+
+
+def test_job_layout_keys():
+    manifest = parse_manifest(manifest_bytes(deletesKey="lists/deletes.txt"))
+    assert batches_prefix("P") == "P/batches/" and batches_prefix("") == "batches/"
+    assert deletes_object_key("P", manifest) == "P/lists/deletes.txt"
+    assert deletes_object_key("", manifest) == "lists/deletes.txt"
+    assert deletes_object_key("P", parse_manifest(manifest_bytes())) is None
+
+
+def test_read_deletes():
+    body = b"\xef\xbb\xbfemp-1\r\n  emp-2  \n\n\t\r\nemp-1\nemp 3\n"
+    assert read_deletes(body) == ["emp-1", "emp-2", "emp 3"]
+    assert read_deletes(b"") == []
+    with pytest.raises(ManifestError, match="not valid UTF-8"):
+        read_deletes(b"\xff\n")
+
+
+def test_requested_deletes_merges_manifest_and_file_ids_once():
+    manifest = parse_manifest(manifest_bytes(deletes=["a", "b", "a"]))
+    assert manifest.requested_deletes(["c", "b"]) == ["a", "b", "c"]
+
+
+def test_default_source_helper():
+    assert default_source("x-y-z") == "x"
