@@ -12,7 +12,15 @@ import json
 from typing import Annotated, Any, Literal
 
 import pulumi
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from infra.contract import settings
 
@@ -20,8 +28,30 @@ NAMESPACE = "kendra-ingestion"
 OPTIONS = ("sfn", "sqs")
 
 #: The retention values CloudWatch Logs accepts (0, "never expire", is deliberately not offered).
-LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192,
-                      2557, 2922, 3288, 3653)
+LOG_RETENTION_DAYS = (
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)
 #: Kendra's documented per-file limit (FACTS.md); an inline document can never be larger.
 MAX_KENDRA_FILE_BYTES = 50 * 1024 * 1024
 #: Lambda memory limits.
@@ -43,7 +73,7 @@ class ConfigError(pulumi.RunError):
 
 
 def _key(alias: str, rule: str, fix: str, default: Any = ..., **constraints: Any) -> Any:
-    """A config key: its rule (completes "must be ...") and the argument of the fixing ``pulumi config set``."""
+    """A config key: its rule (completes "must be ...") and the ``pulumi config set`` arguments fixing it."""
     return Field(default, alias=alias, description=rule, json_schema_extra={"fix": fix}, **constraints)
 
 
@@ -54,49 +84,78 @@ class StackConfig(BaseModel):
 
     option: Literal["sfn", "sqs"] = _key("option", "sfn or sqs", "option sfn")
     kendra_index_id: str = _key(
-        "kendraIndexId", "the 36-character id of an existing Kendra index", "kendraIndexId <index-id>",
+        "kendraIndexId",
+        "the 36-character id of an existing Kendra index",
+        "kendraIndexId <index-id>",
         pattern=KENDRA_INDEX_ID_PATTERN,
     )
-    document_mode: Literal["inline", "s3"] = _key("documentMode", "inline or s3", "documentMode inline", "inline")
+    document_mode: Literal["inline", "s3"] = _key(
+        "documentMode", "inline or s3", "documentMode inline", "inline"
+    )
     archive_expiration_days: int = _key(
         "archiveExpirationDays", "an integer 1-3650", "archiveExpirationDays 60", 60, ge=1, le=3650
     )
     map_concurrency: int = _key("mapConcurrency", "an integer 1-40", "mapConcurrency 4", 4, ge=1, le=40)
     put_concurrency: int = _key(
-        "putConcurrency", f"an integer {MIN_ESM_CONCURRENCY}-{MAX_ESM_CONCURRENCY} (SQS event source limits)",
-        "putConcurrency 2", 2, ge=MIN_ESM_CONCURRENCY, le=MAX_ESM_CONCURRENCY,
+        "putConcurrency",
+        f"an integer {MIN_ESM_CONCURRENCY}-{MAX_ESM_CONCURRENCY}, the SQS event source limits",
+        "putConcurrency 2",
+        2,
+        ge=MIN_ESM_CONCURRENCY,
+        le=MAX_ESM_CONCURRENCY,
     )
     delete_concurrency: int = _key(
-        "deleteConcurrency", f"an integer {MIN_ESM_CONCURRENCY}-{MAX_ESM_CONCURRENCY} (SQS event source limits)",
-        "deleteConcurrency 4", 4, ge=MIN_ESM_CONCURRENCY, le=MAX_ESM_CONCURRENCY,
+        "deleteConcurrency",
+        f"an integer {MIN_ESM_CONCURRENCY}-{MAX_ESM_CONCURRENCY}, the SQS event source limits",
+        "deleteConcurrency 4",
+        4,
+        ge=MIN_ESM_CONCURRENCY,
+        le=MAX_ESM_CONCURRENCY,
     )
     encryption: Literal["s3", "kms"] = _key("encryption", "s3 or kms", "encryption s3", "s3")
     notification_emails: tuple[Email, ...] = _key(
-        "notificationEmails", "a list of email addresses",
-        "--path 'notificationEmails[0]' ops@example.com", (),
+        "notificationEmails",
+        "a list of email addresses",
+        "--path 'notificationEmails[0]' ops@example.com",
+        (),
     )
     log_retention_days: int = _key(
-        "logRetentionDays", "a CloudWatch Logs retention in days (1, 3, 5, 7, 14, 30, 60, 90, ... 3653)",
-        "logRetentionDays 30", 30,
+        "logRetentionDays",
+        "a CloudWatch Logs retention in days: 1, 3, 5, 7, 14, 30, 60, 90, ... 3653",
+        "logRetentionDays 30",
+        30,
     )
     verify_indexing: bool = _key("verifyIndexing", "true or false", "verifyIndexing true", True)
     skip_unchanged: bool = _key("skipUnchanged", "true or false", "skipUnchanged true", True)
     kendra_data_source_id: str | None = _key(
-        "kendraDataSourceId", "the id of a CUSTOM data source of the index (1-100 letters, digits, _ or -)",
-        "kendraDataSourceId <data-source-id>", None, pattern=KENDRA_DATA_SOURCE_ID_PATTERN,
+        "kendraDataSourceId",
+        "the id of a CUSTOM data source of the index: 1-100 letters, digits, _ or -",
+        "kendraDataSourceId <data-source-id>",
+        None,
+        pattern=KENDRA_DATA_SOURCE_ID_PATTERN,
     )
     max_document_bytes: int = _key(
-        "maxDocumentBytes", f"an integer 1-{MAX_KENDRA_FILE_BYTES} (bytes per inline document)",
-        f"maxDocumentBytes {settings.DEFAULT_MAX_DOCUMENT_BYTES}", settings.DEFAULT_MAX_DOCUMENT_BYTES,
-        ge=1, le=MAX_KENDRA_FILE_BYTES,
+        "maxDocumentBytes",
+        f"an integer 1-{MAX_KENDRA_FILE_BYTES}, bytes per inline document",
+        f"maxDocumentBytes {settings.DEFAULT_MAX_DOCUMENT_BYTES}",
+        settings.DEFAULT_MAX_DOCUMENT_BYTES,
+        ge=1,
+        le=MAX_KENDRA_FILE_BYTES,
     )
     max_request_bytes: int = _key(
-        "maxRequestBytes", "an integer of bytes per BatchPutDocument call, at least maxDocumentBytes",
-        f"maxRequestBytes {settings.DEFAULT_MAX_REQUEST_BYTES}", settings.DEFAULT_MAX_REQUEST_BYTES, ge=1,
+        "maxRequestBytes",
+        "an integer of bytes per BatchPutDocument call, at least maxDocumentBytes",
+        f"maxRequestBytes {settings.DEFAULT_MAX_REQUEST_BYTES}",
+        settings.DEFAULT_MAX_REQUEST_BYTES,
+        ge=1,
     )
     lambda_memory_mb: int | None = _key(
-        "lambdaMemoryMb", f"an integer {MIN_LAMBDA_MEMORY_MB}-{MAX_LAMBDA_MEMORY_MB} (MB for every function)",
-        "lambdaMemoryMb 1024", None, ge=MIN_LAMBDA_MEMORY_MB, le=MAX_LAMBDA_MEMORY_MB,
+        "lambdaMemoryMb",
+        f"an integer {MIN_LAMBDA_MEMORY_MB}-{MAX_LAMBDA_MEMORY_MB}, the MB of every function",
+        "lambdaMemoryMb 1024",
+        None,
+        ge=MIN_LAMBDA_MEMORY_MB,
+        le=MAX_LAMBDA_MEMORY_MB,
     )
 
     @field_validator("log_retention_days")

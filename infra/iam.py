@@ -68,24 +68,39 @@ def policy_document(statements: Sequence[Statement]) -> pulumi.Output[str]:
 
 def assume_role_policy(service: str, condition: Mapping[str, Any] | None = None) -> pulumi.Output[str]:
     """Trust policy letting ``service`` (e.g. ``lambda.amazonaws.com``) assume the role."""
-    trust = Statement(sid="TrustService", actions=("sts:AssumeRole",), resources=(), principal={"Service": service},
-                      condition=condition or {})
+    trust = Statement(
+        sid="TrustService",
+        actions=("sts:AssumeRole",),
+        resources=(),
+        principal={"Service": service},
+        condition=condition or {},
+    )
     body = trust.render()
     del body["Resource"]  # trust policies name no resource
     return pulumi.Output.json_dumps({"Version": POLICY_VERSION, "Statement": [body]})
 
 
-def tls_only_statement(service: str, resources: Sequence[pulumi.Input[str]]) -> Statement:
-    """Deny every request to ``resources`` that does not use TLS (resource policies of buckets, queues)."""
-    return Statement(sid="DenyInsecureTransport", effect="Deny", principal="*", actions=(f"{service}:*",),
-                     resources=tuple(resources), condition={"Bool": {"aws:SecureTransport": "false"}})
+def tls_only_statement(actions: tuple[str, ...], resources: Sequence[pulumi.Input[str]]) -> Statement:
+    """Deny ``actions`` on ``resources`` to every request that does not use TLS (resource policies)."""
+    return Statement(
+        sid="DenyInsecureTransport",
+        effect="Deny",
+        principal="*",
+        actions=actions,
+        resources=tuple(resources),
+        condition={"Bool": {"aws:SecureTransport": "false"}},
+    )
 
 
 #: Lambda and Step Functions tracing: X-Ray's write actions accept no resource but ``*``.
 XRAY_STATEMENT = Statement(
     sid=XRAY_SID,
-    actions=("xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules",
-             "xray:GetSamplingTargets"),
+    actions=(
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+        "xray:GetSamplingRules",
+        "xray:GetSamplingTargets",
+    ),
     resources=("*",),
 )
 
@@ -98,11 +113,22 @@ class ServiceRole:
     policy: aws.iam.RolePolicy
 
 
-def service_role(name: str, *, service: str, statements: Sequence[Statement], parent: pulumi.Resource,
-                 description: str, trust_condition: Mapping[str, Any] | None = None) -> ServiceRole:
+def service_role(
+    name: str,
+    *,
+    service: str,
+    statements: Sequence[Statement],
+    parent: pulumi.Resource,
+    description: str,
+    trust_condition: Mapping[str, Any] | None = None,
+) -> ServiceRole:
     """A role trusted by ``service`` holding only ``statements`` (logical names ``<name>-role/-policy``)."""
     opts = pulumi.ResourceOptions(parent=parent)
-    role = aws.iam.Role(f"{name}-role", description=description,
-                        assume_role_policy=assume_role_policy(service, trust_condition), opts=opts)
+    role = aws.iam.Role(
+        f"{name}-role",
+        description=description,
+        assume_role_policy=assume_role_policy(service, trust_condition),
+        opts=opts,
+    )
     policy = aws.iam.RolePolicy(f"{name}-policy", role=role.id, policy=policy_document(statements), opts=opts)
     return ServiceRole(role=role, policy=policy)

@@ -43,19 +43,29 @@ class KendraTarget(pulumi.ComponentResource):
     def __init__(self, name: str, args: KendraTargetArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("kendra-ingestion:index:KendraTarget", name, None, opts)
         self._args = args
-        self.index_arn = pulumi.Output.format("arn:aws:kendra:{0}:{1}:index/{2}", args.region, args.account_id,
-                                              args.index_id)
+        self.index_arn = pulumi.Output.format(
+            "arn:aws:kendra:{0}:{1}:index/{2}", args.region, args.account_id, args.index_id
+        )
         self.data_source_arn = (
             pulumi.Output.concat(self.index_arn, "/data-source/", args.data_source_id)
-            if args.data_source_id else None
+            if args.data_source_id
+            else None
         )
         self.access_role = None
         if args.document_mode == "s3":
             # Kendra fetches S3Path documents itself, with this role (FACTS.md: S3Path needs RoleArn).
-            read = bucket(args.ingestion_bucket, env="INGESTION_BUCKET", label="ingestion",
-                          object_actions=("s3:GetObject",), kms=args.kms)
+            read = bucket(
+                args.ingestion_bucket,
+                env="INGESTION_BUCKET",
+                label="ingestion",
+                object_actions=("s3:GetObject",),
+                kms=args.kms,
+            )
             self.access_role = service_role(
-                f"{name}-access", service=KENDRA_PRINCIPAL, statements=read.statements, parent=self,
+                f"{name}-access",
+                service=KENDRA_PRINCIPAL,
+                statements=read.statements,
+                parent=self,
                 description="Lets Kendra read S3Path documents from the ingestion bucket",
                 trust_condition={"StringEquals": {"aws:SourceAccount": args.account_id}},
             ).role
@@ -64,20 +74,34 @@ class KendraTarget(pulumi.ComponentResource):
     def link(self, actions: Sequence[str], *, pass_role: bool = False, sync: bool = False) -> Link:
         """The index for one function: identity and mode in the environment, ``actions`` on the index."""
         args = self._args
-        env: dict[str, pulumi.Input[str]] = {"KENDRA_INDEX_ID": args.index_id, "DOCUMENT_MODE": args.document_mode}
+        env: dict[str, pulumi.Input[str]] = {
+            "KENDRA_INDEX_ID": args.index_id,
+            "DOCUMENT_MODE": args.document_mode,
+        }
         statements = []
         if actions:
-            statements.append(Statement(sid="KendraIndex", actions=tuple(actions), resources=(self.index_arn,)))
+            statements.append(
+                Statement(sid="KendraIndex", actions=tuple(actions), resources=(self.index_arn,))
+            )
         if self.access_role is not None:
             env["KENDRA_ROLE_ARN"] = self.access_role.arn
             if pass_role:
-                statements.append(Statement(
-                    sid="PassKendraAccessRole", actions=("iam:PassRole",), resources=(self.access_role.arn,),
-                    condition={"StringEquals": {"iam:PassedToService": KENDRA_PRINCIPAL}},
-                ))
+                statements.append(
+                    Statement(
+                        sid="PassKendraAccessRole",
+                        actions=("iam:PassRole",),
+                        resources=(self.access_role.arn,),
+                        condition={"StringEquals": {"iam:PassedToService": KENDRA_PRINCIPAL}},
+                    )
+                )
         if self.data_source_arn is not None:
             env["KENDRA_DATA_SOURCE_ID"] = args.data_source_id  # type: ignore[assignment]
             if sync:
-                statements.append(Statement(sid="KendraDataSourceSync", actions=SYNC_ACTIONS,
-                                            resources=(self.index_arn, self.data_source_arn)))
+                statements.append(
+                    Statement(
+                        sid="KendraDataSourceSync",
+                        actions=SYNC_ACTIONS,
+                        resources=(self.index_arn, self.data_source_arn),
+                    )
+                )
         return Link(env=env, statements=tuple(statements))

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import TYPE_CHECKING
 
 import pulumi
@@ -25,8 +24,12 @@ if TYPE_CHECKING:
     from infra.kendra import KendraTarget
 
 #: What a consumer of an SQS queue (an event source mapping) needs on the queue.
-CONSUME_QUEUE = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
-                 "sqs:ChangeMessageVisibility")
+CONSUME_QUEUE = (
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:GetQueueAttributes",
+    "sqs:ChangeMessageVisibility",
+)
 #: What a caller of a KMS-encrypted resource needs on the key (reads decrypt, writes generate data keys).
 USE_KEY = ("kms:Decrypt", "kms:GenerateDataKey")
 
@@ -39,50 +42,95 @@ class Link:
     statements: tuple[Statement, ...] = ()
 
 
+def use_key(key_arn: pulumi.Output[str] | None) -> tuple[Statement, ...]:
+    """The statement for using the stack key, or nothing without one. Make it once per stack and share
+    the object: a role then holds it once, however many encrypted resources it links to."""
+    if key_arn is None:
+        return ()
+    return (Statement(sid="UseStackKey", actions=USE_KEY, resources=(key_arn,)),)
+
+
 def _sid(*parts: str) -> str:
     return "".join(part[:1].upper() + part[1:] for part in parts if part)
 
 
-def bucket(target: aws.s3.Bucket, *, env: str, label: str, bucket_actions: tuple[str, ...] = (),
-           object_actions: tuple[str, ...] = (), kms: tuple[Statement, ...] = ()) -> Link:
+def bucket(
+    target: aws.s3.Bucket,
+    *,
+    env: str,
+    label: str,
+    bucket_actions: tuple[str, ...] = (),
+    object_actions: tuple[str, ...] = (),
+    kms: tuple[Statement, ...] = (),
+) -> Link:
     """A bucket: ``bucket_actions`` (e.g. s3:ListBucket) on the bucket, ``object_actions`` on its objects."""
     statements = []
     if bucket_actions:
-        statements.append(Statement(sid=_sid(label, "Bucket"), actions=bucket_actions, resources=(target.arn,)))
+        statements.append(
+            Statement(sid=_sid(label, "Bucket"), actions=bucket_actions, resources=(target.arn,))
+        )
     if object_actions:
-        statements.append(Statement(sid=_sid(label, "Objects"), actions=object_actions,
-                                    resources=(pulumi.Output.concat(target.arn, "/*"),)))
+        statements.append(
+            Statement(
+                sid=_sid(label, "Objects"),
+                actions=object_actions,
+                resources=(pulumi.Output.concat(target.arn, "/*"),),
+            )
+        )
     return Link(env={env: target.bucket}, statements=(*statements, *(kms if statements else ())))
 
 
-def table(target: aws.dynamodb.Table, *, env: str, label: str, actions: tuple[str, ...] = (),
-          kms: tuple[Statement, ...] = ()) -> Link:
+def table(
+    target: aws.dynamodb.Table,
+    *,
+    env: str,
+    label: str,
+    actions: tuple[str, ...] = (),
+    kms: tuple[Statement, ...] = (),
+) -> Link:
     """A DynamoDB table: ``actions`` on the table itself (no index access unless asked for)."""
     if not actions:
         return Link(env={env: target.name})
-    return Link(env={env: target.name},
-                statements=(Statement(sid=_sid(label, "Table"), actions=actions, resources=(target.arn,)), *kms))
+    return Link(
+        env={env: target.name},
+        statements=(Statement(sid=_sid(label, "Table"), actions=actions, resources=(target.arn,)), *kms),
+    )
 
 
 def topic(target: aws.sns.Topic, *, env: str, kms: tuple[Statement, ...] = ()) -> Link:
     """An SNS topic the function publishes to."""
-    return Link(env={env: target.arn},
-                statements=(Statement(sid="PublishNotifications", actions=("sns:Publish",),
-                                      resources=(target.arn,)), *kms))
+    return Link(
+        env={env: target.arn},
+        statements=(
+            Statement(sid="PublishNotifications", actions=("sns:Publish",), resources=(target.arn,)),
+            *kms,
+        ),
+    )
 
 
-def queue(target: aws.sqs.Queue, *, env: str | None, label: str, actions: tuple[str, ...],
-          kms: tuple[Statement, ...] = ()) -> Link:
+def queue(
+    target: aws.sqs.Queue,
+    *,
+    env: str | None,
+    label: str,
+    actions: tuple[str, ...],
+    kms: tuple[Statement, ...] = (),
+) -> Link:
     """An SQS queue: its URL in ``env`` (if any) and ``actions`` on it."""
-    return Link(env={env: target.url} if env else {},
-                statements=(Statement(sid=_sid(label, "Queue"), actions=actions, resources=(target.arn,)), *kms))
+    return Link(
+        env={env: target.url} if env else {},
+        statements=(Statement(sid=_sid(label, "Queue"), actions=actions, resources=(target.arn,)), *kms),
+    )
 
 
 def function(target: aws.lambda_.Function, *, env: str, label: str) -> Link:
     """Another Lambda function this one invokes by name."""
-    return Link(env={env: target.name},
-                statements=(Statement(sid=_sid("Invoke", label), actions=("lambda:InvokeFunction",),
-                                      resources=(target.arn,)),))
+    return Link(
+        env={env: target.name},
+        statements=(
+            Statement(sid=_sid("Invoke", label), actions=("lambda:InvokeFunction",), resources=(target.arn,)),
+        ),
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -97,37 +145,45 @@ class StackLinks:
     topic: aws.sns.Topic
     kendra: KendraTarget
     key_arn: pulumi.Output[str] | None = None
-
-    @cached_property
-    def kms(self) -> tuple[Statement, ...]:
-        """The one statement (shared object, so a role holds it once) for the stack key, if any."""
-        if self.key_arn is None:
-            return ()
-        return (Statement(sid="UseStackKey", actions=USE_KEY, resources=(self.key_arn,)),)
+    kms: tuple[Statement, ...] = ()  # ``use_key(key_arn)``, made once
 
     def settings(self) -> Link:
         """Values of the stack configuration (no resource, no statement)."""
         c = self.config
-        return Link(env={
-            "OPTION": c.option,
-            "SKIP_UNCHANGED": str(c.skip_unchanged).lower(),
-            "VERIFY_INDEXING": str(c.verify_indexing).lower(),
-            "MAX_DOCUMENT_BYTES": str(c.max_document_bytes),
-            "MAX_REQUEST_BYTES": str(c.max_request_bytes),
-            # One message group per unit of worker concurrency: concurrency = min(groups, maximum).
-            "PUT_SHARDS": str(c.put_concurrency),
-            "DELETE_SHARDS": str(c.delete_concurrency),
-        })
+        return Link(
+            env={
+                "OPTION": c.option,
+                "SKIP_UNCHANGED": str(c.skip_unchanged).lower(),
+                "VERIFY_INDEXING": str(c.verify_indexing).lower(),
+                "MAX_DOCUMENT_BYTES": str(c.max_document_bytes),
+                "MAX_REQUEST_BYTES": str(c.max_request_bytes),
+                # One message group per unit of worker concurrency: concurrency = min(groups, maximum).
+                "PUT_SHARDS": str(c.put_concurrency),
+                "DELETE_SHARDS": str(c.delete_concurrency),
+            }
+        )
 
     def ingestion(self, *, bucket_actions: tuple[str, ...] = (), objects: tuple[str, ...] = ()) -> Link:
         """The ingestion bucket (``INGESTION_BUCKET``)."""
-        return bucket(self.ingestion_bucket, env="INGESTION_BUCKET", label="ingestion",
-                      bucket_actions=bucket_actions, object_actions=objects, kms=self.kms)
+        return bucket(
+            self.ingestion_bucket,
+            env="INGESTION_BUCKET",
+            label="ingestion",
+            bucket_actions=bucket_actions,
+            object_actions=objects,
+            kms=self.kms,
+        )
 
     def reports(self, *, bucket_actions: tuple[str, ...] = (), objects: tuple[str, ...] = ()) -> Link:
         """The reports bucket (``REPORTS_BUCKET``)."""
-        return bucket(self.reports_bucket, env="REPORTS_BUCKET", label="reports",
-                      bucket_actions=bucket_actions, object_actions=objects, kms=self.kms)
+        return bucket(
+            self.reports_bucket,
+            env="REPORTS_BUCKET",
+            label="reports",
+            bucket_actions=bucket_actions,
+            object_actions=objects,
+            kms=self.kms,
+        )
 
     def lock(self, *actions: str) -> Link:
         """The lock table (``LOCK_TABLE``)."""
@@ -135,7 +191,9 @@ class StackLinks:
 
     def documents(self, *actions: str) -> Link:
         """The documents table (``DOCUMENTS_TABLE``)."""
-        return table(self.documents_table, env="DOCUMENTS_TABLE", label="documents", actions=actions, kms=self.kms)
+        return table(
+            self.documents_table, env="DOCUMENTS_TABLE", label="documents", actions=actions, kms=self.kms
+        )
 
     def notifications(self) -> Link:
         """Publishing to the notification topic (``TOPIC_ARN``)."""

@@ -65,10 +65,12 @@ class EventDelivery:
     duplicate_events: int = 1
     deliveries: list[Delivery] = field(default_factory=list)
     errors: list[DeliveryError] = field(default_factory=list)
+    items: list[Delivery | DeliveryError] = field(default_factory=list)  # both, in the order they happened
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def _record(self, item: Delivery | DeliveryError) -> None:
         with self._lock:
+            self.items.append(item)
             if isinstance(item, DeliveryError):
                 self.errors.append(item)
             else:
@@ -115,9 +117,7 @@ def target_input(target: dict[str, Any], event: dict[str, Any]) -> str:
         return json.dumps(_json_path(target["InputPath"], event))
     transformer = target.get("InputTransformer")
     if transformer:
-        values = {
-            name: _json_path(path, event) for name, path in (transformer.get("InputPathsMap") or {}).items()
-        }
+        values = {name: _json_path(path, event) for name, path in (transformer.get("InputPathsMap") or {}).items()}
         template = transformer.get("InputTemplate", "")
 
         def substitute(match: re.Match[str]) -> str:
@@ -196,9 +196,7 @@ def installed(*, duplicate_events: int = 1) -> Iterator[EventDelivery]:
                         record._record(Delivery(self.name, target["Id"], arn, event["id"]))
                 except Exception as exc:
                     record._record(
-                        DeliveryError(
-                            self.name, target.get("Id", ""), arn, event["id"], f"{type(exc).__name__}: {exc}"
-                        )
+                        DeliveryError(self.name, target.get("Id", ""), arn, event["id"], f"{type(exc).__name__}: {exc}")
                     )
 
     Rule.send_to_targets = send_to_targets  # type: ignore[method-assign]
@@ -208,9 +206,7 @@ def installed(*, duplicate_events: int = 1) -> Iterator[EventDelivery]:
         Rule.send_to_targets = original  # type: ignore[method-assign]
 
 
-def _deliver_to_lambda(
-    record: EventDelivery, rule: str, target: dict[str, Any], event: dict[str, Any]
-) -> None:
+def _deliver_to_lambda(record: EventDelivery, rule: str, target: dict[str, Any], event: dict[str, Any]) -> None:
     from sandbox import lambdas
 
     arn = target["Arn"]
@@ -223,9 +219,7 @@ def _deliver_to_lambda(
         _, error = fut.result()
         if error is not None:
             record._record(
-                DeliveryError(
-                    rule, target["Id"], arn, event["id"], f"{error['errorType']}: {error['errorMessage']}"
-                )
+                DeliveryError(rule, target["Id"], arn, event["id"], f"{error['errorType']}: {error['errorMessage']}")
             )
 
     future.add_done_callback(done)

@@ -428,7 +428,8 @@ class KendraEmulator:
             raise ValueError(
                 f"KendraEmulator can only serve kendra clients, not {client.meta.service_model.service_name}"
             )
-        # First, so that it answers before moto's catch-all stubber (which would send a 404).
+        # Answer before any other before-send handler: moto's catch-all stubber would send a 404 (it runs
+        # later anyway, being registered on the less specific ``before-send``).
         client.meta.events.register_first(
             "before-send.kendra", self._handle, unique_id=f"kendra-emulator-{id(self)}"
         )

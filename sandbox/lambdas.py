@@ -302,9 +302,7 @@ class LambdaRuntime:
         env["POWERTOOLS_TRACE_DISABLED"] = "true"
         return env
 
-    def _run(
-        self, cfg: _FunctionConfig, event: Any, invocation_type: str
-    ) -> tuple[Any, dict[str, Any] | None]:
+    def _run(self, cfg: _FunctionConfig, event: Any, invocation_type: str) -> tuple[Any, dict[str, Any] | None]:
         """Run the handler; return (result, None) or (None, error payload). Never raises."""
         context = LambdaContext(cfg.name, cfg.arn, cfg.memory, cfg.timeout)
         started = time.time()
@@ -390,6 +388,11 @@ class LambdaRuntime:
                 except Exception:
                     break
 
+    def idle(self) -> bool:
+        """True when no asynchronous invocation is queued or running."""
+        with self._lock:
+            return not self._pending
+
     def errors(self) -> list[Invocation]:
         """Invocations whose handler raised."""
         with self._lock:
@@ -406,7 +409,10 @@ class LambdaRuntime:
         else:
             event = body if body is not None else {}
         headers = {str(k).lower(): v for k, v in dict(request_headers or {}).items()}
-        invocation_type = headers.get("x-amz-invocation-type", "RequestResponse")
+        # moto's own service deliveries (S3 and SNS notifications) call with no headers at all; on AWS
+        # those services invoke asynchronously, so a handler's failure never fails the PutObject.
+        default_type = "RequestResponse" if request_headers else "Event"
+        invocation_type = headers.get("x-amz-invocation-type", default_type)
         cfg = _config_of(fn)
         if invocation_type == "DryRun":
             return b""
@@ -461,7 +467,11 @@ def installed(
     invocations and restores moto and ``os.environ``.
     """
     from moto.awslambda.models import LambdaFunction
+    from moto.core.models import default_user_config
 
+    if default_user_config.get("lambda", {}).get("use_docker", True) is False:
+        # moto's "simple" Lambda backend answers canned payloads and never reaches LambdaFunction.invoke.
+        raise RuntimeError('the sandbox runtime needs mock_aws without {"lambda": {"use_docker": False}}')
     global _active
     runtime = LambdaRuntime([Path(d) for d in code_dirs])
     added = [str(d) for d in runtime.code_dirs if str(d) not in sys.path]

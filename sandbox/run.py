@@ -113,6 +113,8 @@ class Sandbox:
             seed=o.seed, indexing_delay_seconds=o.indexing_delay_seconds, s3_reader=self._read_s3,
         )
         enter(self.emulator.installed())
+        self.s3_reads: list[str] = []
+        enter(_recording_s3_reads(self.s3_reads))
         if o.crash_after_kendra > 0:
             enter(_crash_after_kendra(o.crash_after_kendra, o.seed))
         enter(moto_fixes.applied(wait_scale=o.wait_scale))
@@ -287,6 +289,24 @@ def _crash_after_kendra(probability: float, seed: int | None) -> Iterator[None]:
         yield
     finally:
         botocore.client.ClientCreator.create_client = original  # type: ignore[method-assign]
+
+
+@contextmanager
+def _recording_s3_reads(reads: list[str]) -> Iterator[None]:
+    """Record every S3 object read (proves that unchanged documents are never read)."""
+    from moto.s3.models import S3Backend
+
+    original = S3Backend.get_object
+
+    def get_object(self: Any, bucket_name: str, key_name: str, *args: Any, **kwargs: Any) -> Any:
+        reads.append(key_name)
+        return original(self, bucket_name, key_name, *args, **kwargs)
+
+    S3Backend.get_object = get_object  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        S3Backend.get_object = original  # type: ignore[method-assign]
 
 
 def run(inputs: list[Path], out: Path, options: SandboxOptions) -> int:

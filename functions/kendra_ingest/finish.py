@@ -94,7 +94,7 @@ def finish(job: Job, *, option: str, reports_bucket: str, error: str | None = No
         manifest_archived=archived,
     )
     summary_key = reports.summary_key(job.job_id)
-    store.write(reports_bucket, summary_key, summary.model_dump_json(by_alias=True, indent=2).encode(),
+    store.write(reports_bucket, summary_key, summary.to_json(),
                 "application/json")
     subject, message = reports.notification(summary, rows[:10])
     report = Report(job_id=job.job_id, status=summary.status, summary_key=summary_key,

@@ -53,7 +53,7 @@ _TRANSIENT = frozenset({
     "ServiceUnavailableException", "RequestTimeout", "RequestTimeoutException",
 })
 _DOC_RETRYABLE = "InternalError"
-_DOC_MISSING = re.compile(r"(doesn't|does not|don't|do not|not) exist|not found|no such", re.IGNORECASE)
+_DOC_MISSING = re.compile(r"(n't|not) exist|not found|no such", re.IGNORECASE)
 
 
 class KendraError(RuntimeError):

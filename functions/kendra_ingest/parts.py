@@ -81,7 +81,7 @@ def _build(part: PutPart, document_mode: str, date_fields: frozenset[str],
             return meta
         if document_mode == "s3":
             return metadata.to_document(meta, document_id=doc.document_id, key=doc.s3_key,
-                                        s3_path=(doc.s3_bucket, doc.s3_key), date_fields=date_fields)
+                                        s3_path=(doc.s3_bucket, doc.s3_key), size=doc.size, date_fields=date_fields)
         body = read(doc.s3_bucket, doc.s3_key)
         if body is None:
             return Failure(document_id=doc.document_id, error_code="MissingDocument",

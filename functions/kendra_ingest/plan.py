@@ -16,7 +16,7 @@ from itertools import islice
 from kendra_ingest import manifest as manifests
 from kendra_ingest import metadata, packing, pairing, store
 from kendra_ingest.job import Job
-from kendra_ingest.models import DeletePart, ErrorCode, Failure, Outcome, Pair, PartDoc, PutPart, Wire
+from kendra_ingest.models import DeletePart, ErrorCode, Failure, Pair, PartDoc, PutPart, Wire
 from kendra_ingest.settings import MAX_DOCUMENTS_PER_CALL
 
 #: Metadata files are small: read this many at once (S3 GETs are latency-bound).
@@ -79,8 +79,10 @@ class Planner:
                 self.failures.append(meta)
                 continue
             document_id = metadata.resolve_document_id(meta, pair.document.key, prefix)
-            if isinstance(document_id, Failure):
-                self.failures.append(document_id)
+            if not 1 <= len(document_id) <= metadata.MAX_DOCUMENT_ID_LENGTH:
+                self.fail(hint, ErrorCode.INVALID_METADATA,
+                          f"DocumentId: must be 1-{metadata.MAX_DOCUMENT_ID_LENGTH} characters "
+                          f"(got {len(document_id)})")
                 continue
             yield pair, document_id
 
@@ -173,26 +175,23 @@ def make_plan(
         )
         return [], [], [], planner.counts, error
 
-    conflicts = conflicting(docs, deletes)
-    delete_failures = [o.failure() for o in conflicts if o.operation == "delete"]
-    planner.failures.extend(o.failure() for o in conflicts if o.operation == "put")
-    ids = {o.document_id for o in conflicts}
-    docs = [d for d in docs if d.document_id not in ids]
-    deletes = [i for i in deletes if i not in ids]
+    conflicts = pairing.DeleteConflicts(deletes)
+    kept = []
+    for doc in docs:
+        failure = conflicts.check_put(doc.document_id)
+        if failure is None:
+            kept.append(doc)
+        else:
+            planner.failures.append(failure)
+    delete_failures = conflicts.delete_failures()
+    docs = kept
+    deletes = [i for i in deletes if i not in conflicts.conflicting]
 
     docs = planner.skip_unchanged(docs)
     put = planner.put_parts(docs)
     delete = planner.delete_parts(deletes, len(put) + 1)
     planner.counts.put_parts, planner.counts.delete_parts = len(put), len(delete)
     return [*put, *delete], planner.failures, delete_failures, planner.counts, None
-
-
-def conflicting(docs: list[PartDoc], deletes: list[str]) -> list[Outcome]:
-    """An id both put and deleted in one job: both operations fail (the intent is ambiguous)."""
-    both = {d.document_id for d in docs} & set(deletes)
-    message = "the job both puts and deletes this id; neither was done"
-    return [Outcome.failed(i, op, ErrorCode.CONFLICTING_OPERATION, message) for i in sorted(both)
-            for op in ("put", "delete")]
 
 
 def save(job: Job, reports_bucket: str, parts: list, failures: list[Failure],

@@ -7,18 +7,15 @@ Kendra is played by a small scripted fake (``FakeKendra``) or by botocore's Stub
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
-from typing import Any
-
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 from botocore.stub import ANY, Stubber
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from kendra_ingest import aws
 from kendra_ingest import kendra as kendra_module
 from kendra_ingest.deadline import Deadline
@@ -51,7 +48,9 @@ class FakeTime:
         self.now += seconds
 
 
-def client_error(code: str, message: str = "boom", status: int = 400, op: str = "BatchPutDocument") -> ClientError:
+def client_error(
+    code: str, message: str = "boom", status: int = 400, op: str = "BatchPutDocument",
+) -> ClientError:
     return ClientError({"Error": {"Code": code, "Message": message},
                         "ResponseMetadata": {"HTTPStatusCode": status}}, op)
 
@@ -100,7 +99,8 @@ class FakeKendra:
 def fail_docs(codes: dict[str, tuple[str, str]]) -> Behaviour:
     """A 200 answer failing the given ids (id -> (ErrorCode, ErrorMessage)) if they were sent."""
     def answer(request: dict[str, Any]) -> dict[str, Any]:
-        sent = {d["Id"] for d in request["Documents"]} if "Documents" in request else set(request["DocumentIdList"])
+        sent = ({d["Id"] for d in request["Documents"]} if "Documents" in request
+                else set(request["DocumentIdList"]))
         return {"FailedDocuments": [{"Id": i, "ErrorCode": c, "ErrorMessage": m}
                                     for i, (c, m) in codes.items() if i in sent]}
     return answer
@@ -156,7 +156,8 @@ def test_put_all_accepted(t: FakeTime) -> None:
     fake = FakeKendra()
     index = make_index(fake, t)
     outcomes = index.put(docs("a", "b"), deadline=Deadline(60, clock=t.clock))
-    assert [(o.document_id, o.status, o.operation) for o in outcomes] == [("a", "put", "put"), ("b", "put", "put")]
+    assert [(o.document_id, o.status, o.operation) for o in outcomes] == [
+        ("a", "put", "put"), ("b", "put", "put")]
     assert fake.requests[0][1]["IndexId"] == INDEX_ID
     assert "RoleArn" not in fake.requests[0][1]
     assert index.calls.model_dump(by_alias=True) == {
@@ -165,7 +166,8 @@ def test_put_all_accepted(t: FakeTime) -> None:
 
 
 def test_only_internal_error_documents_are_retried(t: FakeTime) -> None:
-    fake = FakeKendra([fail_docs({"b": ("InternalError", "try later"), "c": ("InvalidRequest", "bad field")})])
+    fake = FakeKendra([fail_docs({"b": ("InternalError", "try later"),
+                                  "c": ("InvalidRequest", "bad field")})])
     index = make_index(fake, t)
     outcomes = index.put(docs("a", "b", "c"), deadline=Deadline(60, clock=t.clock))
     assert fake.sent_ids() == [["a", "b", "c"], ["b"]]
@@ -254,9 +256,11 @@ def test_non_retryable_call_errors_fail_every_document(t: FakeTime, code: str) -
 
 
 def test_fatal_error_after_partial_success_keeps_accepted_documents(t: FakeTime) -> None:
-    fake = FakeKendra([fail_docs({"b": ("InternalError", "x")}), client_error("AccessDeniedException", "nope")])
+    fake = FakeKendra([fail_docs({"b": ("InternalError", "x")}),
+                       client_error("AccessDeniedException", "nope")])
     outcomes = make_index(fake, t).put(docs("a", "b"), deadline=Deadline(60, clock=t.clock))
-    assert [(o.status, o.error_code) for o in outcomes] == [("put", None), ("failed", "AccessDeniedException")]
+    assert [(o.status, o.error_code) for o in outcomes] == [
+        ("put", None), ("failed", "AccessDeniedException")]
 
 
 def test_put_rejects_more_than_ten_and_duplicates(t: FakeTime) -> None:
@@ -290,7 +294,8 @@ def test_put_request_shape_with_role_and_sync_job_is_valid_for_kendra(t: FakeTim
             {"Id": "gone", "ErrorCode": "InvalidRequest",
              "ErrorMessage": "Document can't be deleted because it doesn't exist."}]}, {
             "IndexId": INDEX_ID, "DocumentIdList": ["gone"],
-            "DataSourceSyncJobMetricTarget": {"DataSourceId": "ds-1234567890", "DataSourceSyncJobId": "exec-1"}})
+            "DataSourceSyncJobMetricTarget": {
+                "DataSourceId": "ds-1234567890", "DataSourceSyncJobId": "exec-1"}})
         put = index.put([original], deadline=Deadline(60, clock=t.clock))
         deleted = index.delete(["gone"], deadline=Deadline(60, clock=t.clock))
         stub.assert_no_pending_responses()
@@ -341,7 +346,7 @@ def test_status_batches_of_ten(t: FakeTime) -> None:
     ids = [f"d{i}" for i in range(25)]
     result = index.status([*ids, "d3"], deadline=Deadline(60, clock=t.clock))
     assert [len(batch) for batch in fake.sent_ids("status")] == [10, 10, 5]
-    assert sorted(sum(fake.sent_ids("status"), [])) == sorted(ids)
+    assert sorted(i for batch in fake.sent_ids("status") for i in batch) == sorted(ids)
     assert set(result) == set(ids)
     assert result["d7"] == ("FAILED", "400", "bad utf-8") and result["d0"] == ("INDEXED", None, None)
     assert index.calls.status_calls == 3
@@ -487,9 +492,34 @@ def test_every_document_ends_with_exactly_one_outcome(data: st.DataObject, n: in
 def test_request_botocore_refuses_fails_the_documents_without_sending(t: FakeTime, fake_env: None) -> None:
     real = aws.client("kendra")
     index = make_index(real, t)
-    with Stubber(real) as stub:  # nothing queued: any request that got through would raise
+    with Stubber(real) as stub:
+        stub.add_response("batch_put_document", {})  # stays queued: the request never gets that far
         outcomes = index.put([{"Id": "a", "S3Path": {"Bucket": "b", "Key": "k"}}], deadline=Deadline(60))
+        with pytest.raises(AssertionError):
+            stub.assert_no_pending_responses()
     assert (outcomes[0].status, outcomes[0].error_code) == ("failed", "ParamValidationError")
     assert "S3Path.Bucket" in outcomes[0].error_message
     assert index.calls.batch_put_calls == 0
-    stub.assert_no_pending_responses()
+
+
+# ---------------------------------------------------------------------------------------- deadline
+
+
+class LambdaContext:
+    def __init__(self, remaining_ms: int) -> None:
+        self.remaining_ms = remaining_ms
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+def test_deadline_from_context_keeps_a_safety_margin(t: FakeTime) -> None:
+    deadline = Deadline.from_context(LambdaContext(30_000), margin_seconds=10, clock=t.clock)
+    assert deadline.remaining() == pytest.approx(20.0)
+    assert deadline.allows(19.9) and not deadline.allows(20.0)
+    t.sleep(20)
+    assert deadline.expired() and deadline.remaining() == 0.0
+    # a short-lived function still gets half its remaining time
+    assert Deadline.from_context(LambdaContext(4_000), margin_seconds=10, clock=t.clock).remaining() == 2.0
+    assert Deadline.from_context(None, fallback_seconds=7, clock=t.clock).remaining() == 7.0
+    assert not Deadline.never(clock=t.clock).expired()

@@ -749,12 +749,6 @@ def test_installed_serves_clients_created_in_any_way_and_any_thread() -> None:
         thread.start()
         thread.join()
         assert used_in_thread == ["ACTIVE"]
-        # Other services are untouched.
-        s3 = boto3.client("s3", region_name="us-east-1")
-        assert not any(
-            "kendra" in str(handler)
-            for handler in s3.meta.events._emitter._handlers.prefix_search("before-send.s3")
-        )
     assert emulator.counts()["DescribeIndex"] == 5
 
 
@@ -920,51 +914,7 @@ def test_every_response_parses_with_the_model_output_shape(clock: FakeClock) -> 
             assert list(conformance_problems(output_shape, response)) == [], operation
 
 
-def test_every_error_the_emulator_sends_is_a_modeled_exception_of_its_operation(
-    fake_sleep: FakeClock,
-) -> None:
-    emulator = KendraEmulator(data_source_ids={"ds1"})
-    client = client_for(emulator)
-    wrong_index = "f" * 36
-    cases = {
-        "BatchPutDocument": lambda: client.batch_put_document(IndexId=wrong_index, Documents=[doc("a")]),
-        "BatchDeleteDocument": lambda: client.batch_delete_document(
-            IndexId=wrong_index, DocumentIdList=["a"]
-        ),
-        "BatchGetDocumentStatus": lambda: statuses(client, emulator, *[f"d{i}" for i in range(11)]),
-        "DescribeIndex": lambda: client.describe_index(Id=wrong_index),
-        "StartDataSourceSyncJob": lambda: client.start_data_source_sync_job(
-            Id="ds9", IndexId=emulator.index_id
-        ),
-        "StopDataSourceSyncJob": lambda: client.stop_data_source_sync_job(
-            Id="ds1", IndexId=emulator.index_id
-        ),
-        "ListDataSourceSyncJobs": lambda: client.list_data_source_sync_jobs(
-            Id="ds9", IndexId=emulator.index_id
-        ),
-    }
-    client.start_data_source_sync_job(Id="ds1", IndexId=emulator.index_id)
-    cases["StartDataSourceSyncJob (in use)"] = lambda: client.start_data_source_sync_job(
-        Id="ds1", IndexId=emulator.index_id
-    )
-    throttled = KendraEmulator(throttle_probability=1.0)
-    throttled_client = client_for(throttled)
-    for operation in IMPLEMENTED_OPERATIONS:
-        cases[f"{operation} (throttled)"] = getattr(throttled_client, botocore.xform_name(operation))
-    emulator_5xx = KendraEmulator(server_error_probability=1.0)
-    cases["DescribeIndex (500)"] = lambda: client_for(emulator_5xx).describe_index(Id=emulator_5xx.index_id)
-
-    for name, call in cases.items():
-        operation = name.split(" ")[0]
-        modeled = {shape.name for shape in MODEL.operation_model(operation).error_shapes}
-        with pytest.raises(ClientError) as excinfo:
-            call() if "(throttled)" not in name else call(**minimal_params(operation))
-        assert error_code(excinfo) in modeled, name
-        assert excinfo.value.response["Error"]["Message"], name
-
-
-def minimal_params(operation: str) -> dict[str, Any]:
-    index_id = "e" * 36
+def minimal_params(operation: str, index_id: str) -> dict[str, Any]:
     return {
         "BatchPutDocument": {"IndexId": index_id, "Documents": [{"Id": "a"}]},
         "BatchDeleteDocument": {"IndexId": index_id, "DocumentIdList": ["a"]},
@@ -974,3 +924,49 @@ def minimal_params(operation: str) -> dict[str, Any]:
         "StopDataSourceSyncJob": {"Id": "ds1", "IndexId": index_id},
         "ListDataSourceSyncJobs": {"Id": "ds1", "IndexId": index_id},
     }[operation]
+
+
+def test_every_error_the_emulator_sends_is_a_modeled_exception_of_its_operation(
+    fake_sleep: FakeClock,
+) -> None:
+    emulator = KendraEmulator(data_source_ids={"ds1", "ds2"})
+    client = client_for(emulator)
+    index_id, wrong_index = emulator.index_id, "f" * 36
+    client.start_data_source_sync_job(Id="ds1", IndexId=index_id)
+    cases: list[tuple[str, Callable[[], Any]]] = [
+        ("BatchPutDocument", lambda: client.batch_put_document(IndexId=wrong_index, Documents=[doc("a")])),
+        (
+            "BatchDeleteDocument",
+            lambda: client.batch_delete_document(IndexId=wrong_index, DocumentIdList=["a"]),
+        ),
+        ("BatchGetDocumentStatus", lambda: statuses(client, emulator, *[f"d{i}" for i in range(11)])),
+        ("DescribeIndex", lambda: client.describe_index(Id=wrong_index)),
+        ("StartDataSourceSyncJob", lambda: client.start_data_source_sync_job(Id="ds9", IndexId=index_id)),
+        ("StartDataSourceSyncJob", lambda: client.start_data_source_sync_job(Id="ds1", IndexId=index_id)),
+        ("StopDataSourceSyncJob", lambda: client.stop_data_source_sync_job(Id="ds2", IndexId=index_id)),
+        ("ListDataSourceSyncJobs", lambda: client.list_data_source_sync_jobs(Id="ds9", IndexId=index_id)),
+    ]
+    throttled = KendraEmulator(throttle_probability=1.0)
+    failing = KendraEmulator(server_error_probability=1.0)
+    for refusing in (throttled, failing):
+        refusing_client = client_for(refusing)
+        for operation in IMPLEMENTED_OPERATIONS:
+            method = getattr(refusing_client, botocore.xform_name(operation))
+            params = minimal_params(operation, refusing.index_id)
+            cases.append((operation, lambda method=method, params=params: method(**params)))
+
+    codes = set()
+    for operation, call in cases:
+        modeled = {shape.name for shape in MODEL.operation_model(operation).error_shapes}
+        with pytest.raises(ClientError) as excinfo:
+            call()
+        assert error_code(excinfo) in modeled, operation
+        assert excinfo.value.response["Error"]["Message"], operation
+        codes.add(error_code(excinfo))
+    assert codes == {
+        "ValidationException",
+        "ResourceNotFoundException",
+        "ResourceInUseException",
+        "ThrottlingException",
+        "InternalServerException",
+    }

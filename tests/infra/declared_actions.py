@@ -1,0 +1,142 @@
+"""What each principal's code calls on AWS, scoped to the resource it calls it on (the "declared map").
+
+``tests/infra/test_code_and_infra.py`` proves every entry is allowed by the deployed role. This map
+is written from the handlers' design; it is meant to be replaced by the calls recorded in a real run.
+
+Resources are symbols resolved against a deployment: ``ingestion_bucket`` (the bucket),
+``ingestion_object`` (an object in it), ``reports_bucket``, ``reports_object``, ``lock_table``,
+``documents_table``, ``index``, ``data_source``, ``kendra_role``, ``topic``, ``put_queue``,
+``delete_queue``, ``put_dlq``, ``delete_dlq``, ``summarizer``, ``functions`` (each function of the
+option), ``state_machine``, ``child_execution``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Call:
+    """``action`` on ``resource``; ``when`` limits it to documentMode ``s3`` or a configured ``data_source``."""
+
+    action: str
+    resource: str
+    when: str | None = None
+
+
+def calls(resource: str, *actions: str, when: str | None = None) -> tuple[Call, ...]:
+    """Several actions on one resource."""
+    return tuple(Call(action, resource, when) for action in actions)
+
+
+LOCK_WRITE = ("dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:GetItem")
+CONSUME = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility")
+
+SFN: dict[str, tuple[Call, ...]] = {
+    "load_manifest": calls("ingestion_object", "s3:GetObject"),
+    "acquire_lock": calls("lock_table", "dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem"),
+    "list_batches": (
+        *calls("ingestion_bucket", "s3:ListBucket"),
+        *calls("ingestion_object", "s3:GetObject"),
+        *calls("documents_table", "dynamodb:BatchGetItem"),
+        *calls("reports_object", "s3:PutObject"),
+        *calls("index", "kendra:DescribeIndex"),
+    ),
+    "process_batch": (
+        *calls("ingestion_object", "s3:GetObject"),
+        *calls("reports_object", "s3:PutObject"),
+        *calls("index", "kendra:BatchPutDocument", "kendra:BatchDeleteDocument"),
+        *calls("documents_table", "dynamodb:BatchWriteItem", "dynamodb:PutItem", "dynamodb:DeleteItem"),
+        *calls("kendra_role", "iam:PassRole", when="s3"),
+        *calls("data_source", "kendra:StartDataSourceSyncJob", "kendra:StopDataSourceSyncJob", when="data_source"),
+    ),
+    "verify_indexing": (
+        *calls("reports_bucket", "s3:ListBucket"),
+        *calls("reports_object", "s3:GetObject", "s3:PutObject"),
+        *calls("index", "kendra:BatchGetDocumentStatus"),
+        *calls("documents_table", "dynamodb:BatchWriteItem", "dynamodb:DeleteItem"),
+    ),
+    "aggregate_failures": (
+        *calls("reports_bucket", "s3:ListBucket"),
+        *calls("reports_object", "s3:GetObject", "s3:PutObject"),
+        *calls("ingestion_object", "s3:GetObject", "s3:DeleteObject"),
+    ),
+    "release_lock": calls("lock_table", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"),
+    "state_machine": (
+        *calls("functions", "lambda:InvokeFunction"),
+        *calls("topic", "sns:Publish"),
+        *calls("reports_object", "s3:GetObject", "s3:PutObject"),
+        *calls("reports_bucket", "s3:ListBucket"),
+        *calls("state_machine", "states:StartExecution"),
+        *calls("child_execution", "states:DescribeExecution", "states:StopExecution"),
+    ),
+    "manifest_rule": calls("state_machine", "states:StartExecution"),
+}
+
+SQS: dict[str, tuple[Call, ...]] = {
+    "producer": (
+        *calls("ingestion_bucket", "s3:ListBucket"),
+        *calls("ingestion_object", "s3:GetObject"),
+        *calls("lock_table", "dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem"),
+        *calls("documents_table", "dynamodb:BatchGetItem"),
+        *calls("put_queue", "sqs:SendMessage"),
+        *calls("delete_queue", "sqs:SendMessage"),
+        *calls("reports_object", "s3:PutObject"),
+        *calls("index", "kendra:DescribeIndex"),
+        *calls("summarizer", "lambda:InvokeFunction"),
+    ),
+    "put_worker": (
+        *calls("ingestion_object", "s3:GetObject"),
+        *calls("index", "kendra:BatchPutDocument"),
+        *calls("lock_table", *LOCK_WRITE),
+        *calls("documents_table", "dynamodb:BatchWriteItem", "dynamodb:PutItem"),
+        *calls("reports_object", "s3:PutObject"),
+        *calls("put_queue", *CONSUME),
+        *calls("summarizer", "lambda:InvokeFunction"),
+        *calls("kendra_role", "iam:PassRole", when="s3"),
+    ),
+    "del_worker": (
+        *calls("index", "kendra:BatchDeleteDocument"),
+        *calls("lock_table", *LOCK_WRITE),
+        *calls("documents_table", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"),
+        *calls("reports_object", "s3:PutObject"),
+        *calls("delete_queue", *CONSUME),
+        *calls("summarizer", "lambda:InvokeFunction"),
+    ),
+    "dead_letter": (
+        *calls("put_dlq", *CONSUME),
+        *calls("delete_dlq", *CONSUME),
+        *calls("lock_table", *LOCK_WRITE),
+        *calls("reports_object", "s3:PutObject"),
+        *calls("summarizer", "lambda:InvokeFunction"),
+    ),
+    "summarizer": (
+        *calls("reports_bucket", "s3:ListBucket"),
+        *calls("reports_object", "s3:GetObject", "s3:PutObject"),
+        *calls("ingestion_object", "s3:GetObject", "s3:DeleteObject"),
+        *calls("lock_table", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"),
+        *calls("topic", "sns:Publish"),
+        *calls("index", "kendra:BatchGetDocumentStatus"),
+        *calls("documents_table", "dynamodb:BatchWriteItem", "dynamodb:DeleteItem"),
+    ),
+    "watchdog": (
+        *calls("lock_table", "dynamodb:Scan", "dynamodb:GetItem", "dynamodb:UpdateItem"),
+        *calls("reports_object", "s3:PutObject"),
+        *calls("summarizer", "lambda:InvokeFunction"),
+    ),
+}
+
+#: Resources encrypted with the stack key when encryption=kms: using them needs the key too.
+ENCRYPTED = {
+    "ingestion_object": "kms:Decrypt",
+    "reports_object": "kms:Decrypt",
+    "lock_table": "kms:Decrypt",
+    "documents_table": "kms:Decrypt",
+    "topic": "kms:GenerateDataKey",
+    "put_queue": "kms:GenerateDataKey",
+    "delete_queue": "kms:GenerateDataKey",
+    "put_dlq": "kms:Decrypt",
+    "delete_dlq": "kms:Decrypt",
+}
+
+DECLARED = {"sfn": SFN, "sqs": SQS}

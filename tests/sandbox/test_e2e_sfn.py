@@ -1,0 +1,149 @@
+"""End to end through the real program deployed into moto: option sfn."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from sandbox.run import Sandbox, SandboxOptions
+from tests.sandbox.conftest import assert_conserved, make_job, rows
+
+SAMPLE = Path(__file__).resolve().parents[2] / "sample"
+FIELDS = json.loads((SAMPLE / "index-fields.json").read_text())
+
+
+def docs(n: int, prefix: str = "d") -> dict:
+    return {f"{prefix}-{i:03d}.txt": (f"body {i}", {"Title": f"{prefix} {i}"}) for i in range(n)}
+
+
+@pytest.fixture(scope="module")
+def sample_run(tmp_path_factory):
+    """The sample job, then the same folder again (nothing changed)."""
+    out = tmp_path_factory.mktemp("out")
+    options = SandboxOptions(option="sfn", index_fields=FIELDS, seed=1, config={"maxDocumentBytes": 65536})
+    with Sandbox(options) as box:
+        first = box.submit(SAMPLE / "job")
+        box.wait([first])
+        summary1, failures1 = box.report(first)
+        calls_before = len(box.emulator.calls)
+        reads_before = len(box.s3_reads)
+        second = box.submit(SAMPLE / "job")
+        box.wait([second])
+        summary2, failures2 = box.report(second)
+        rerun_calls = box.emulator.calls[calls_before:]
+        rerun_reads = box.s3_reads[reads_before:]
+        box.write_outputs(out, [first])
+        notes = box.notifications()
+        yield {
+            "summary": summary1, "failures": failures1, "rerun": summary2, "rerun_failures": failures2,
+            "rerun_calls": rerun_calls, "rerun_reads": rerun_reads, "out": out, "job": first, "notes": notes,
+            "index": box.emulator.index_snapshot(),
+        }
+
+
+def test_sample_job_accounts_for_every_document(sample_run):
+    summary, failures = sample_run["summary"], sample_run["failures"]
+    assert_conserved(summary, failures)
+    assert summary["status"] == "COMPLETED_WITH_FAILURES"
+    codes = Counter(r["errorCode"] for r in rows(failures))
+    for code in ("MissingMetadata", "MissingDocument", "InvalidMetadata", "DuplicateDocumentId",
+                 "ConflictingOperation", "DocumentTooLarge", "InvalidRequest", "IndexingFailed"):
+        assert codes[code] >= 1, (code, codes)
+    assert summary["deletes"]["deleted"] == 3  # unknown ids count as deleted
+    assert summary["documents"]["put"] >= 30
+    assert sample_run["index"]["documents"]["emp-101"]["status"] == "INDEXED"
+
+
+def test_sample_outputs_written(sample_run):
+    folder = sample_run["out"] / sample_run["job"]
+    for name in ("failures.csv", "summary.json", "notification.json"):
+        assert (folder / name).is_file()
+    calls = json.loads((sample_run["out"] / "calls.json").read_text())
+    assert {c["operation"] for c in calls} >= {"BatchPutDocument", "BatchDeleteDocument"}
+    assert all(len(c["documentIds"]) <= 10 for c in calls)
+    note = json.loads((folder / "notification.json").read_text())
+    assert sample_run["job"] in note["subject"]
+
+
+def test_rerun_of_unchanged_job_sends_and_reads_nothing(sample_run):
+    rerun = sample_run["rerun"]
+    assert_conserved(rerun, sample_run["rerun_failures"])
+    assert not [c for c in sample_run["rerun_calls"] if c["operation"] == "BatchPutDocument"]
+    # Only metadata and control files are read; no document body.
+    bodies = [k for k in sample_run["rerun_reads"] if "/batches/" in k and not k.endswith(".metadata.json")]
+    assert bodies == []
+    assert rerun["documents"]["skippedUnchanged"] >= 29  # IndexingFailed ones are re-sent
+
+
+def test_duplicate_events_run_the_job_once(tmp_path):
+    folder = make_job(tmp_path, "dup-1", docs(12))
+    with Sandbox(SandboxOptions(option="sfn", duplicate_events=3)) as box:
+        job = box.submit(folder)
+        box.wait([job])
+        summary, failures = box.report(job)
+        assert_conserved(summary, failures)
+        puts = [c for c in box.emulator.calls if c["operation"] == "BatchPutDocument"]
+        assert sum(len(c["documentIds"]) for c in puts) == 12
+        assert summary["documents"]["put"] == 12
+
+
+def test_deletes_including_unknown_ids(tmp_path):
+    first = make_job(tmp_path, "del-1", docs(5))
+    second = make_job(tmp_path, "del-2", {}, deletes=["d-000", "d-001", "never-there"])
+    with Sandbox(SandboxOptions(option="sfn")) as box:
+        a, b = box.submit(first), box.submit(second)
+        box.wait([a, b])
+        summary, failures = box.report(b)
+        assert_conserved(summary, failures)
+        assert summary["deletes"] == {"requested": 3, "deleted": 3, "failed": 0}
+        index = box.emulator.index_snapshot()["documents"]
+        assert "d-000" not in index and "d-002" in index
+
+
+def test_same_source_jobs_are_serialised(tmp_path):
+    first = make_job(tmp_path, "src-a", docs(40, "a"), source="shared")
+    second = make_job(tmp_path, "src-b", docs(40, "b"), source="shared")
+    with Sandbox(SandboxOptions(option="sfn", kendra_tps=40)) as box:
+        a, b = box.submit(first), box.submit(second)
+        box.wait([a, b])
+        order = [c["documentIds"][0][0] for c in box.emulator.calls if c["operation"] == "BatchPutDocument"]
+        # All of one job's puts come before all of the other's.
+        assert order == sorted(order) or order == sorted(order, reverse=True), order
+        for job in (a, b):
+            assert_conserved(*box.report(job))
+
+
+def test_expected_documents_mismatch_fails_fast(tmp_path):
+    folder = make_job(tmp_path, "early-1", docs(3), expectedDocuments=5)
+    with Sandbox(SandboxOptions(option="sfn")) as box:
+        job = box.submit(folder)
+        box.wait([job])
+        summary, failures = box.report(job)
+        assert summary["status"] == "FAILED"
+        assert "expectedDocuments" in summary["error"]
+        assert box.emulator.calls == []
+        assert_conserved(summary, failures)
+
+
+@pytest.mark.parametrize("manifest", [b"{not json", b'{"schemaVersion": 1}', b'{"schemaVersion": 1, "jobId": "x", "colour": 1}'])
+def test_broken_manifest_still_reports_notifies_and_releases(tmp_path, manifest):
+    folder = make_job(tmp_path, "broken", docs(2))
+    (folder / "_control" / "manifest.json").write_bytes(manifest)
+    with Sandbox(SandboxOptions(option="sfn")) as box:
+        job = box.submit(folder)
+        box.wait([job])
+        summary, failures = box.report(job)
+        assert summary["status"] == "FAILED" and summary["error"]
+        assert_conserved(summary, failures)
+        note = box.notifications()[job]
+        assert "FAILED" in note["subject"]
+        assert box.emulator.calls == []
+        # The lock table holds no source lock afterwards.
+        import boto3
+
+        table = box.outputs["lock_table"]
+        items = boto3.client("dynamodb", region_name="us-east-1").scan(TableName=table)["Items"]
+        assert not [i for i in items if i["pk"]["S"].startswith("source#")]
