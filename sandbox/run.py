@@ -13,6 +13,7 @@ Example::
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import sys
@@ -50,6 +51,7 @@ class SandboxOptions:
     wait_scale: float = 0.001
     config: dict[str, Any] = field(default_factory=dict)
     indexing_delay_seconds: float = 0.0
+    lambda_logs: bool = False
 
 
 class SimulatedCrash(RuntimeError):
@@ -123,6 +125,9 @@ class Sandbox:
         self.outputs = self.deployment.outputs
         self.runtime = enter(lambdas.installed(self.deployment))
         self.delivery = enter(eventbridge.installed(duplicate_events=o.duplicate_events))
+        if not o.lambda_logs:
+            # The handlers' structured logs are for CloudWatch; in the sandbox they drown the progress.
+            logging.getLogger("kendra-ingestion").setLevel(logging.WARNING)
         self._subscribe_notifications()
         from kendra_ingest import aws
 

@@ -13,6 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
 
+from pydantic import ConfigDict
+
 from kendra_ingest import manifest as manifests
 from kendra_ingest import metadata, packing, pairing, store
 from kendra_ingest.job import Job
@@ -27,6 +29,8 @@ RESOLVE_CHUNK = 512
 
 class PlanCounts(Wire):
     """What the plan decided; the part results and the verification add the rest."""
+
+    model_config = ConfigDict(frozen=False)
 
     documents_found: int = 0
     documents_requested: int = 0
