@@ -29,6 +29,8 @@ REGION = "us-east-1"
 #: A syntactically valid index id (36 characters), as the config contract requires.
 INDEX_ID = "00000000-0000-4000-8000-000000000000"
 PREFIX_ROOT = "jobs"
+#: How long nothing may run while a report is still missing before the run counts as broken.
+QUIET_SECONDS = 5.0
 
 
 class SandboxError(RuntimeError):
@@ -183,11 +185,18 @@ class Sandbox:
         deadline = time.monotonic() + self.options.timeout_seconds
         reports = self.outputs["reports_bucket"]
         shown = -1.0
+        quiet_since: float | None = None
         while True:
             done = [j for j in job_ids if self._exists(reports, f"_reports/{j}/summary.json")]
             running = self._running() if self.options.option == "sfn" else 0
-            if len(done) == len(job_ids) and running == 0 and self.runtime.idle():
+            idle = running == 0 and self.runtime.idle()
+            if len(done) == len(job_ids) and idle:
                 return
+            # Everything stopped but a report is missing: the pipeline itself broke.
+            quiet_since = (quiet_since or time.monotonic()) if idle else None
+            if quiet_since is not None and time.monotonic() - quiet_since > QUIET_SECONDS:
+                missing = sorted(set(job_ids) - set(done))
+                raise SandboxError(f"the pipeline stopped without writing the report of {missing}")
             if errors := self.delivery_errors():
                 raise SandboxError(f"event delivery failed: {errors[0]}")
             now = time.monotonic()
@@ -298,20 +307,28 @@ def _crash_after_kendra(probability: float, seed: int | None) -> Iterator[None]:
 
 @contextmanager
 def _recording_s3_reads(reads: list[str]) -> Iterator[None]:
-    """Record every S3 object read (proves that unchanged documents are never read)."""
-    from moto.s3.models import S3Backend
+    """Record the key of every S3 GetObject API call (proves unchanged documents are never read).
 
-    original = S3Backend.get_object
+    Hooked on clients, not on moto's backend: moto reads objects internally (on put, for versioning).
+    """
+    import botocore.client
 
-    def get_object(self: Any, bucket_name: str, key_name: str, *args: Any, **kwargs: Any) -> Any:
-        reads.append(key_name)
-        return original(self, bucket_name, key_name, *args, **kwargs)
+    original = botocore.client.ClientCreator.create_client
 
-    S3Backend.get_object = get_object  # type: ignore[method-assign]
+    def record(params: dict[str, Any], **kwargs: Any) -> None:
+        reads.append(params.get("Key", ""))
+
+    def create_client(self: Any, service_name: str, *args: Any, **kwargs: Any) -> Any:
+        client = original(self, service_name, *args, **kwargs)
+        if service_name == "s3":
+            client.meta.events.register("before-call.s3.GetObject", record)
+        return client
+
+    botocore.client.ClientCreator.create_client = create_client  # type: ignore[method-assign]
     try:
         yield
     finally:
-        S3Backend.get_object = original  # type: ignore[method-assign]
+        botocore.client.ClientCreator.create_client = original  # type: ignore[method-assign]
 
 
 def run(inputs: list[Path], out: Path, options: SandboxOptions) -> int:

@@ -96,7 +96,7 @@ def finish(job: Job, *, option: str, reports_bucket: str, error: str | None = No
     summary_key = reports.summary_key(job.job_id)
     store.write(reports_bucket, summary_key, summary.to_json(),
                 "application/json")
-    subject, message = reports.notification(summary, rows[:10])
+    subject, message = reports.notification(summary, rows[:10], reports_bucket=reports_bucket)
     report = Report(job_id=job.job_id, status=summary.status, summary_key=summary_key,
                     failures_key=failures_key, subject=subject, message=message)
     return report, summary

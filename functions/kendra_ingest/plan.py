@@ -177,6 +177,8 @@ def make_plan(
             f"expectedDocuments is {job.expected_documents} but {planner.counts.documents_found} documents "
             "were found; nothing was sent to Kendra (was the manifest written before the last upload?)"
         )
+        # The job fails as a whole: nothing was requested of Kendra, so nothing is counted as failed.
+        planner.counts.documents_requested = planner.counts.deletes_requested = 0
         return [], [], [], planner.counts, error
 
     conflicts = pairing.DeleteConflicts(deletes)

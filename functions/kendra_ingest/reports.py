@@ -249,7 +249,7 @@ def notification(
     if x.requested:
         counts.append(f"{x.deleted} deleted")
     counts.append(f"{failed} failed")
-    subject = _subject(s.job_id, f"{s.status}: {', '.join(counts)}")
+    subject = _subject(s.job_id, s.status, ", ".join(counts))
 
     where = f"s3://{reports_bucket}/" if reports_bucket else ""
     lines = [
@@ -283,12 +283,15 @@ def notification(
     return subject, "\n".join(lines)
 
 
-def _subject(job_id: str, tail: str) -> str:
-    subject = f"{SUBJECT_PREFIX} {job_id} {tail}"
-    overflow = len(subject) - MAX_SUBJECT_LENGTH
-    if overflow > 0:  # shorten the job id, which is at most 80 characters, rather than the counts
-        job_id = job_id[: max(1, len(job_id) - overflow - 3)] + "..."
-        subject = f"{SUBJECT_PREFIX} {job_id} {tail}"[:MAX_SUBJECT_LENGTH]
+def _subject(job_id: str, status: str, counts: str) -> str:
+    """Prefix, the whole job id and the status always; the counts only when they fit (SNS: 100 ASCII)."""
+    head = f"{SUBJECT_PREFIX} {job_id} {status}"
+    if len(head) > MAX_SUBJECT_LENGTH:  # only for job ids near their 80-character maximum
+        keep = len(job_id) - (len(head) - MAX_SUBJECT_LENGTH) - 3
+        head = f"{SUBJECT_PREFIX} {job_id[: max(1, keep)]}... {status}"[:MAX_SUBJECT_LENGTH]
+    subject = f"{head}: {counts}"
+    if len(subject) > MAX_SUBJECT_LENGTH:
+        subject = head
     return subject.encode("ascii", errors="replace").decode("ascii")
 
 

@@ -23,7 +23,7 @@ def docs(n: int, prefix: str = "d") -> dict:
 def sample_run(tmp_path_factory):
     """The sample job, then the same folder again (nothing changed)."""
     out = tmp_path_factory.mktemp("out")
-    options = SandboxOptions(option="sfn", index_fields=FIELDS, seed=1, config={"maxDocumentBytes": 65536})
+    options = SandboxOptions(timeout_seconds=120, option="sfn", index_fields=FIELDS, seed=1, config={"maxDocumentBytes": 65536})
     with Sandbox(options) as box:
         first = box.submit(SAMPLE / "job")
         box.wait([first])
@@ -37,11 +37,12 @@ def sample_run(tmp_path_factory):
         rerun_reads = box.s3_reads[reads_before:]
         box.write_outputs(out, [first])
         notes = box.notifications()
-        yield {
+        result = {
             "summary": summary1, "failures": failures1, "rerun": summary2, "rerun_failures": failures2,
             "rerun_calls": rerun_calls, "rerun_reads": rerun_reads, "out": out, "job": first, "notes": notes,
             "index": box.emulator.index_snapshot(),
         }
+    return result
 
 
 def test_sample_job_accounts_for_every_document(sample_run):
@@ -66,12 +67,16 @@ def test_sample_outputs_written(sample_run):
     assert all(len(c["documentIds"]) <= 10 for c in calls)
     note = json.loads((folder / "notification.json").read_text())
     assert sample_run["job"] in note["subject"]
+    assert note["summary"]["jobId"] == sample_run["job"]
 
 
 def test_rerun_of_unchanged_job_sends_and_reads_nothing(sample_run):
     rerun = sample_run["rerun"]
     assert_conserved(rerun, sample_run["rerun_failures"])
-    assert not [c for c in sample_run["rerun_calls"] if c["operation"] == "BatchPutDocument"]
+    # Only the documents Kendra failed last time are sent again; nothing that succeeded.
+    failed_before = {r["documentId"] for r in rows(sample_run["failures"])}
+    resent = {i for c in sample_run["rerun_calls"] if c["operation"] == "BatchPutDocument" for i in c["documentIds"]}
+    assert resent <= failed_before, resent - failed_before
     # Only metadata and control files are read; no document body.
     bodies = [k for k in sample_run["rerun_reads"] if "/batches/" in k and not k.endswith(".metadata.json")]
     assert bodies == []
@@ -80,7 +85,7 @@ def test_rerun_of_unchanged_job_sends_and_reads_nothing(sample_run):
 
 def test_duplicate_events_run_the_job_once(tmp_path):
     folder = make_job(tmp_path, "dup-1", docs(12))
-    with Sandbox(SandboxOptions(option="sfn", duplicate_events=3)) as box:
+    with Sandbox(SandboxOptions(timeout_seconds=120, option="sfn", duplicate_events=3)) as box:
         job = box.submit(folder)
         box.wait([job])
         summary, failures = box.report(job)
@@ -88,14 +93,24 @@ def test_duplicate_events_run_the_job_once(tmp_path):
         puts = [c for c in box.emulator.calls if c["operation"] == "BatchPutDocument"]
         assert sum(len(c["documentIds"]) for c in puts) == 12
         assert summary["documents"]["put"] == 12
+        # The same job again, nothing changed: no put call and no document body read.
+        calls, reads = len(box.emulator.calls), len(box.s3_reads)
+        again = box.submit(folder)
+        box.wait([again])
+        summary, failures = box.report(again)
+        assert_conserved(summary, failures)
+        assert summary["documents"]["skippedUnchanged"] == 12
+        assert not [c for c in box.emulator.calls[calls:] if c["operation"] == "BatchPutDocument"]
+        assert not [k for k in box.s3_reads[reads:] if "/batches/" in k and not k.endswith(".metadata.json")]
 
 
 def test_deletes_including_unknown_ids(tmp_path):
     first = make_job(tmp_path, "del-1", docs(5))
     second = make_job(tmp_path, "del-2", {}, deletes=["d-000", "d-001", "never-there"])
-    with Sandbox(SandboxOptions(option="sfn")) as box:
-        a, b = box.submit(first), box.submit(second)
-        box.wait([a, b])
+    with Sandbox(SandboxOptions(timeout_seconds=120, option="sfn")) as box:
+        box.wait([box.submit(first)])
+        b = box.submit(second)
+        box.wait([b])
         summary, failures = box.report(b)
         assert_conserved(summary, failures)
         assert summary["deletes"] == {"requested": 3, "deleted": 3, "failed": 0}
@@ -106,7 +121,7 @@ def test_deletes_including_unknown_ids(tmp_path):
 def test_same_source_jobs_are_serialised(tmp_path):
     first = make_job(tmp_path, "src-a", docs(40, "a"), source="shared")
     second = make_job(tmp_path, "src-b", docs(40, "b"), source="shared")
-    with Sandbox(SandboxOptions(option="sfn", kendra_tps=40)) as box:
+    with Sandbox(SandboxOptions(timeout_seconds=120, option="sfn", kendra_tps=40)) as box:
         a, b = box.submit(first), box.submit(second)
         box.wait([a, b])
         order = [c["documentIds"][0][0] for c in box.emulator.calls if c["operation"] == "BatchPutDocument"]
@@ -118,7 +133,7 @@ def test_same_source_jobs_are_serialised(tmp_path):
 
 def test_expected_documents_mismatch_fails_fast(tmp_path):
     folder = make_job(tmp_path, "early-1", docs(3), expectedDocuments=5)
-    with Sandbox(SandboxOptions(option="sfn")) as box:
+    with Sandbox(SandboxOptions(timeout_seconds=120, option="sfn")) as box:
         job = box.submit(folder)
         box.wait([job])
         summary, failures = box.report(job)
@@ -132,7 +147,7 @@ def test_expected_documents_mismatch_fails_fast(tmp_path):
 def test_broken_manifest_still_reports_notifies_and_releases(tmp_path, manifest):
     folder = make_job(tmp_path, "broken", docs(2))
     (folder / "_control" / "manifest.json").write_bytes(manifest)
-    with Sandbox(SandboxOptions(option="sfn")) as box:
+    with Sandbox(SandboxOptions(timeout_seconds=120, option="sfn")) as box:
         job = box.submit(folder)
         box.wait([job])
         summary, failures = box.report(job)
