@@ -23,7 +23,8 @@ def docs(n: int, prefix: str = "d") -> dict:
 def sample_run(tmp_path_factory):
     """The sample job, then the same folder again (nothing changed)."""
     out = tmp_path_factory.mktemp("out")
-    options = SandboxOptions(timeout_seconds=120, option="sfn", index_fields=FIELDS, seed=1, config={"maxDocumentBytes": 65536})
+    options = SandboxOptions(timeout_seconds=120, option="sfn", index_fields=FIELDS, seed=1,
+                             config={"maxDocumentBytes": 65536})
     with Sandbox(options) as box:
         first = box.submit(SAMPLE / "job")
         box.wait([first])
@@ -143,7 +144,10 @@ def test_expected_documents_mismatch_fails_fast(tmp_path):
         assert_conserved(summary, failures)
 
 
-@pytest.mark.parametrize("manifest", [b"{not json", b'{"schemaVersion": 1}', b'{"schemaVersion": 1, "jobId": "x", "colour": 1}'])
+BROKEN = [b"{not json", b'{"schemaVersion": 1}', b'{"schemaVersion": 1, "jobId": "x", "colour": 1}']
+
+
+@pytest.mark.parametrize("manifest", BROKEN)
 def test_broken_manifest_still_reports_notifies_and_releases(tmp_path, manifest):
     folder = make_job(tmp_path, "broken", docs(2))
     (folder / "_control" / "manifest.json").write_bytes(manifest)
