@@ -146,6 +146,7 @@ class StackLinks:
     kendra: KendraTarget
     key_arn: pulumi.Output[str] | None = None
     kms: tuple[Statement, ...] = ()  # ``use_key(key_arn)``, made once
+    topic_kms: tuple[Statement, ...] = ()  # ``use_key`` of the topic's key (a key of its own unless kms)
 
     def settings(self) -> Link:
         """Values of the stack configuration (no resource, no statement)."""
@@ -197,7 +198,7 @@ class StackLinks:
 
     def notifications(self) -> Link:
         """Publishing to the notification topic (``TOPIC_ARN``)."""
-        return topic(self.topic, env="TOPIC_ARN", kms=self.kms)
+        return topic(self.topic, env="TOPIC_ARN", kms=self.topic_kms)
 
     def index(self, *actions: str, pass_role: bool = False, sync: bool = False) -> Link:
         """The Kendra index: ``actions`` scoped to the index ARN; ``pass_role`` adds iam:PassRole on the

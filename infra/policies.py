@@ -29,6 +29,7 @@ TABLE = "aws:dynamodb/table:Table"
 FUNCTION = "aws:lambda/function:Function"
 LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
 KEY = "aws:kms/key:Key"
+ALIAS = "aws:kms/alias:Alias"
 MAPPING = "aws:lambda/eventSourceMapping:EventSourceMapping"
 STATE_MACHINE = "aws:sfn/stateMachine:StateMachine"
 
@@ -172,9 +173,21 @@ def topics_tls_only(resources: Sequence[Declared]) -> list[str]:
     )
 
 
+def _stack_keys(resources: Sequence[Declared]) -> set[str]:
+    """ARNs of the stack key (encryption=kms), leaving out the topic's own key (alias ``...-topic``)."""
+    topic_key_ids = {
+        a.inputs.get("targetKeyId") for a in _of(resources, ALIAS) if str(a.inputs.get("name", "")).endswith("-topic")
+    }
+    return {k.state.get("arn") for k in _of(resources, KEY) if k.state.get("keyId") not in topic_key_ids}
+
+
 def encrypted_at_rest(resources: Sequence[Declared]) -> list[str]:
-    """Buckets, queues, topics and tables are encrypted; with a stack key, all of them use it."""
-    keys = {k.state.get("arn") for k in _of(resources, KEY)}
+    """Buckets, queues, topics and tables are encrypted; with a stack key, all of them use it.
+
+    The topic always has a customer managed key (CloudWatch alarms cannot use ``alias/aws/sns``).
+    """
+    keys = _stack_keys(resources)
+    topic_keys = {k.state.get("arn") for k in _of(resources, KEY)}
     violations = []
     sse = _of(resources, "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration")
     for bucket in _of(resources, BUCKET):
@@ -194,7 +207,7 @@ def encrypted_at_rest(resources: Sequence[Declared]) -> list[str]:
             violations.append(f"encryption: queue {queue.name} is not encrypted (with the stack key, if any)")
     for topic in _of(resources, TOPIC):
         key = topic.inputs.get("kmsMasterKeyId")
-        if not key or (keys and key not in keys):
+        if not key or key not in topic_keys or (keys and key not in keys):
             violations.append(f"encryption: topic {topic.name} is not encrypted (with the stack key, if any)")
     for table in _of(resources, TABLE):  # DynamoDB always encrypts; with a stack key it must be ours
         sse_table = table.inputs.get("serverSideEncryption") or {}

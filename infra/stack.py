@@ -55,6 +55,12 @@ class KendraIngestion(pulumi.ComponentResource):
             key_arn = StackKey(
                 "key", StackKeyArgs(account_id=account_id, alias=args.prefix), opts=child
             ).key.arn
+        # CloudWatch alarms cannot publish to a topic encrypted with the AWS managed key alias/aws/sns (its
+        # key policy cannot grant cloudwatch.amazonaws.com), so the topic always gets a customer managed key:
+        # the stack key with encryption=kms, else a key of its own.
+        topic_key_arn = key_arn or StackKey(
+            "topic-key", StackKeyArgs(account_id=account_id, alias=f"{args.prefix}-topic"), opts=child
+        ).key.arn
         storage = Storage(
             "storage",
             StorageArgs(archive_expiration_days=config.archive_expiration_days, kms_key_arn=key_arn),
@@ -63,7 +69,9 @@ class KendraIngestion(pulumi.ComponentResource):
         state = State("state", StateArgs(kms_key_arn=key_arn), opts=child)
         notifications = Notifications(
             "notifications",
-            NotificationsArgs(emails=config.notification_emails, account_id=account_id, kms_key_arn=key_arn),
+            NotificationsArgs(
+                emails=config.notification_emails, account_id=account_id, kms_key_arn=topic_key_arn
+            ),
             opts=child,
         )
         kms = use_key(key_arn)
@@ -90,6 +98,7 @@ class KendraIngestion(pulumi.ComponentResource):
             kendra=kendra,
             key_arn=key_arn,
             kms=kms,
+            topic_kms=use_key(topic_key_arn),
         )
 
         layer = aws.lambda_.LayerVersion(

@@ -54,6 +54,8 @@ class SandboxOptions:
     config: dict[str, Any] = field(default_factory=dict)
     indexing_delay_seconds: float = 0.0
     lambda_logs: bool = False
+    #: Record every boto3 call each function makes (``Sandbox.aws_calls``; see sandbox/iam_recorder.py).
+    record_calls: bool = False
 
 
 class SimulatedCrash(RuntimeError):
@@ -121,6 +123,9 @@ class Sandbox:
         enter(_recording_s3_reads(self.s3_reads))
         if o.crash_after_kendra > 0:
             enter(_crash_after_kendra(o.crash_after_kendra, o.seed))
+        from sandbox.iam_recorder import RecordedCalls, recording
+
+        self.aws_calls: RecordedCalls = enter(recording()) if o.record_calls else RecordedCalls()
         enter(moto_fixes.applied(wait_scale=o.wait_scale))
         config = {"kendraIndexId": INDEX_ID, **o.config}
         self.deployment = deploy(config, stack=o.option)
@@ -130,6 +135,8 @@ class Sandbox:
         if not o.lambda_logs:
             # The handlers' structured logs are for CloudWatch; in the sandbox they drown the progress.
             logging.getLogger("kendra-ingestion").setLevel(logging.WARNING)
+            # moto's ASL interpreter logs every absent optional path a Choice probes (IsPresent) as an error.
+            logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
         self._subscribe_notifications()
         from kendra_ingest import aws
 
@@ -277,24 +284,36 @@ def _trailing_json(message: str) -> dict[str, Any] | None:
 
 @contextmanager
 def _crash_after_kendra(probability: float, seed: int | None) -> Iterator[None]:
-    """Make a Kendra write raise in its caller after the emulator applied it (an ``after-call`` hook)."""
+    """Make a Kendra write raise in its caller after the emulator applied it (an ``after-call`` hook).
+
+    Each decision is drawn from (seed, operation, document ids, how often this request was seen), not from
+    one shared generator, so the same run crashes the same calls whatever the thread interleaving.
+    """
     import botocore.client
 
-    rng = random.Random(seed)
+    seen: dict[str, int] = {}
     lock = threading.Lock()
     original = botocore.client.ClientCreator.create_client
 
-    def crash(http_response: Any, parsed: Any, model: Any, **kwargs: Any) -> None:
+    def crash(http_response: Any, parsed: Any, model: Any, context: Any = None, **kwargs: Any) -> None:
         if model.name not in {"BatchPutDocument", "BatchDeleteDocument"}:
             return
+        params = (context or {}).get("sandbox_params") or {}
+        ids = [d.get("Id", "") for d in params.get("Documents", ())] or list(params.get("DocumentIdList", ()))
+        key = f"{model.name}:{'|'.join(ids)}"
         with lock:
-            hit = rng.random() < probability
-        if hit:
+            seen[key] = seen.get(key, 0) + 1
+            draw = random.Random(f"{seed}:{key}:{seen[key]}").random()
+        if draw < probability:
             raise SimulatedCrash(f"sandbox: handler died right after a successful {model.name}")
+
+    def remember(params: dict[str, Any], context: Any, **kwargs: Any) -> None:
+        context["sandbox_params"] = params
 
     def create_client(self: Any, service_name: str, *args: Any, **kwargs: Any) -> Any:
         client = original(self, service_name, *args, **kwargs)
         if service_name == "kendra":
+            client.meta.events.register("before-call.kendra", remember)
             client.meta.events.register("after-call.kendra", crash)
         return client
 

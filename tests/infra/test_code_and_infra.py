@@ -191,11 +191,18 @@ def test_every_declared_call_is_allowed_and_conditional_ones_only_when_configure
 
 @pytest.mark.parametrize("variant", ["sfn", "sqs"])
 def test_without_s3_mode_nothing_may_pass_a_role_or_use_a_key(deploy: Deploy, variant: str) -> None:
+    """Only the topic's own key (alarms need a customer managed key) may be used without encryption=kms."""
     stack, config = CONFIGS[variant]
     deployment = deploy(stack, **config)
+    (topic,) = deployment.of_type("aws:sns/topic:Topic")
+    (key,) = deployment.of_type("aws:kms/key:Key")
+    assert topic.inputs["kmsMasterKeyId"] == key.state["arn"]
     for policy in deployment.of_type("aws:iam/rolePolicy:RolePolicy"):
-        actions = {a for s in json.loads(policy.inputs["policy"])["Statement"] for a in s["Action"]}
-        assert not actions & {"iam:PassRole", "kms:Decrypt", "kms:GenerateDataKey"}, policy.name
+        for statement in json.loads(policy.inputs["policy"])["Statement"]:
+            assert "iam:PassRole" not in statement["Action"], policy.name
+            if {"kms:Decrypt", "kms:GenerateDataKey"} & set(statement["Action"]):
+                assert statement["Resource"] in (key.state["arn"], [key.state["arn"]]), policy.name
+                assert any("sns:Publish" in s["Action"] for s in json.loads(policy.inputs["policy"])["Statement"])
 
 
 def test_the_kendra_access_role_reads_ingestion_objects_only(deploy: Deploy) -> None:

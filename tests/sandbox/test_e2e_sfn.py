@@ -166,3 +166,27 @@ def test_broken_manifest_still_reports_notifies_and_releases(tmp_path, manifest)
         table = box.outputs["lock_table"]
         items = boto3.client("dynamodb", region_name="us-east-1").scan(TableName=table)["Items"]
         assert not [i for i in items if i["pk"]["S"].startswith("source#")]
+
+
+def test_crash_after_kendra_and_faults_still_account_for_everything(tmp_path):
+    """Handlers dying after Kendra accepted a call, throttling and InternalError: nothing lost."""
+    folder = make_job(tmp_path, "faults-1", docs(60))
+    options = SandboxOptions(timeout_seconds=120, option="sfn", crash_after_kendra=0.3, kendra_throttle=0.2,
+                             kendra_internal_error=0.1, seed=3)
+    with Sandbox(options) as box:
+        job = box.submit(folder)
+        box.wait([job])
+        summary, failures = box.report(job)
+        assert_conserved(summary, failures)
+        failed = {r["documentId"]: r["errorCode"] for r in rows(failures)}
+        index = box.emulator.index_snapshot()["documents"]
+        wanted = {f"d-{i:03d}" for i in range(60)}
+        # Every document is either in the index or reported; what is reported was really not put.
+        assert wanted <= set(index) | set(failed)
+        assert summary["documents"]["put"] == len(wanted - set(failed))
+        assert set(failed.values()) <= {"SimulatedCrash", "RetriesExhausted", "InternalError"}
+        crashed = [i for i in box.runtime.invocations if i.error_type == "SimulatedCrash"]
+        assert crashed, "the run should have crashed some handlers"
+        # A crashed part is retried: more parts succeeded than the attempts that survived without a crash.
+        assert summary["documents"]["put"] > 0
+        assert any(c["outcome"] == "throttled" for c in box.emulator.calls)
