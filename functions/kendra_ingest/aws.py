@@ -1,8 +1,8 @@
-"""boto3 clients: created lazily, cached per (service, thread), with explicit retries and timeouts.
+"""boto3 clients: created lazily, one per service for the process, with explicit retries and timeouts.
 
 boto3 is imported on first use, not at module import, so importing a handler stays cheap.
 boto3 clients are thread-safe once built but building one from a shared session is not, so creation
-is serialised and every thread gets its own client (the sandbox runs Lambdas on several threads).
+is serialised and the one client per service is shared by every thread.
 
 Example::
 
@@ -27,10 +27,8 @@ READ_TIMEOUT_SECONDS: dict[str, int] = {"kendra": 60}
 DEFAULT_READ_TIMEOUT_SECONDS = 30
 
 _create_lock = threading.Lock()
-_local = threading.local()
 _session: Any = None
-# Bumped by reset_clients so threads drop clients built before the reset.
-_generation = 0
+_clients: dict[str, Any] = {}
 
 
 def _config(service: str) -> Any:
@@ -44,30 +42,30 @@ def _config(service: str) -> Any:
 
 
 def client(service: str) -> Any:
-    """The calling thread's boto3 client for ``service`` (built on first use, then reused)."""
-    global _session
-    cache: dict[str, Any] | None = getattr(_local, "clients", None)
-    if cache is None or getattr(_local, "generation", -1) != _generation:
-        cache = _local.clients = {}
-        _local.generation = _generation
-    found = cache.get(service)
+    """The process's boto3 client for ``service`` (built once, then shared by every thread).
+
+    botocore clients are thread-safe once built; building one is slow (tens of milliseconds) and not
+    thread-safe from a shared session, so it happens once per service under a lock. A per-thread cache
+    would rebuild clients for every worker thread of every invocation.
+    """
+    found = _clients.get(service)
     if found is not None:
         return found
+    global _session
     with _create_lock:
-        if _session is None:
-            import boto3.session
+        found = _clients.get(service)
+        if found is None:
+            if _session is None:
+                import boto3.session
 
-            _session = boto3.session.Session()
-        made = _session.client(service, config=_config(service))
-    cache[service] = made
-    return made
+                _session = boto3.session.Session()
+            found = _clients[service] = _session.client(service, config=_config(service))
+    return found
 
 
 def reset_clients() -> None:
     """Forget every cached client and the session (tests, sandbox: after changing env or mocks)."""
-    global _session, _generation
+    global _session
     with _create_lock:
         _session = None
-        _generation += 1
-    _local.clients = {}
-    _local.generation = _generation
+        _clients.clear()
