@@ -133,6 +133,21 @@ def function(target: aws.lambda_.Function, *, env: str, label: str) -> Link:
     )
 
 
+def function_named(
+    name: str, *, region: pulumi.Input[str], account_id: pulumi.Input[str], env: str, label: str
+) -> Link:
+    """Another Lambda function this one invokes, by its deterministic name.
+
+    Breaks the cycle of two functions that invoke each other (the sqs producer and summarizer): neither
+    has to exist before the other's environment and policy can name it.
+    """
+    arn = pulumi.Output.format("arn:aws:lambda:{0}:{1}:function:{2}", region, account_id, name)
+    return Link(
+        env={env: name},
+        statements=(Statement(sid=_sid("Invoke", label), actions=("lambda:InvokeFunction",), resources=(arn,)),),
+    )
+
+
 @dataclass(frozen=True, kw_only=True)
 class StackLinks:
     """Link factories bound to the resources every pipeline shares."""

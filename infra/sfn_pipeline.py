@@ -109,7 +109,7 @@ class SfnPipeline(Pipeline):
                     links.ingestion(bucket_actions=(LIST,), objects=(GET,)),
                     links.reports(objects=(PUT,)),
                     links.documents("dynamodb:BatchGetItem"),
-                    links.index("kendra:DescribeIndex"),
+                    links.index(),
                 ),
             ),
             FunctionSpec(
@@ -120,8 +120,15 @@ class SfnPipeline(Pipeline):
                     links.settings(),
                     links.ingestion(objects=(GET,)),
                     links.reports(objects=(PUT,)),
-                    links.documents("dynamodb:BatchWriteItem", "dynamodb:PutItem", "dynamodb:DeleteItem"),
-                    links.index("kendra:BatchPutDocument", "kendra:BatchDeleteDocument", pass_role=True, sync=True),
+                    links.documents("dynamodb:BatchWriteItem"),
+                    # DescribeIndex: the index's DATE_VALUE fields, to type the documents' attributes.
+                    links.index(
+                        "kendra:BatchPutDocument",
+                        "kendra:BatchDeleteDocument",
+                        "kendra:DescribeIndex",
+                        pass_role=True,
+                        sync=True,
+                    ),
                 ),
             ),
             FunctionSpec(
@@ -132,7 +139,7 @@ class SfnPipeline(Pipeline):
                     links.settings(),
                     links.ingestion(),
                     links.reports(bucket_actions=(LIST,), objects=(GET, PUT)),
-                    links.documents("dynamodb:BatchWriteItem", "dynamodb:DeleteItem"),
+                    links.documents("dynamodb:BatchWriteItem"),
                     links.index("kendra:BatchGetDocumentStatus"),
                 ),
             ),
@@ -143,14 +150,16 @@ class SfnPipeline(Pipeline):
                 links=(
                     links.settings(),
                     links.reports(bucket_actions=(LIST,), objects=(GET, PUT)),
-                    links.ingestion(objects=(GET, DELETE)),
+                    # ListBucket: archiving a manifest already moved by an earlier attempt must read
+                    # NoSuchKey, which S3 answers only to callers that may list (else AccessDenied).
+                    links.ingestion(bucket_actions=(LIST,), objects=(GET, DELETE)),
                 ),
             ),
             FunctionSpec(
                 handler="release_lock",
                 memory_mb=256,
                 timeout_s=30,
-                links=(links.lock("dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"),),
+                links=(links.lock("dynamodb:GetItem", "dynamodb:DeleteItem"),),
             ),
         ):
             self.add_function(spec)

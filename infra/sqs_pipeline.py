@@ -23,9 +23,9 @@ from infra.defaults import (
 from infra.events import lambda_target, manifest_rule
 from infra.function import FunctionSpec, LambdaFunction
 from infra.iam import policy_document, tls_only_statement
-from infra.links import CONSUME_QUEUE, function, queue
+from infra.links import CONSUME_QUEUE, function, function_named, queue
 from infra.monitoring import Watch
-from infra.naming import MAX_QUEUE_NAME_LENGTH, physical_name
+from infra.naming import MAX_FUNCTION_NAME_LENGTH, MAX_QUEUE_NAME_LENGTH, physical_name
 from infra.pipeline import Pipeline, PipelineArgs
 
 FIFO_SUFFIX = ".fifo"
@@ -62,6 +62,12 @@ class SqsPipeline(Pipeline):
         self.put = self._work_queue("put", worker_timeout_s=PUT_WORKER_TIMEOUT_S)
         self.delete = self._work_queue("delete", worker_timeout_s=DEL_WORKER_TIMEOUT_S)
         kms = links.kms
+        # The summarizer and the watchdog restart the producer of a job that waited for its source, and the
+        # producer invokes the summarizer: the producer is named, not referenced, to break the cycle.
+        start_producer = function_named(
+            physical_name(args.prefix, "producer", max_length=MAX_FUNCTION_NAME_LENGTH),
+            region=args.region, account_id=args.account_id, env="PRODUCER_FUNCTION", label="producer",
+        )
 
         summarizer = self.add_function(
             FunctionSpec(
@@ -76,6 +82,7 @@ class SqsPipeline(Pipeline):
                     links.notifications(),
                     links.index("kendra:BatchGetDocumentStatus"),
                     links.documents("dynamodb:BatchWriteItem", "dynamodb:DeleteItem"),
+                    start_producer,
                 ),
             )
         )
@@ -93,7 +100,9 @@ class SqsPipeline(Pipeline):
                     links.documents("dynamodb:BatchGetItem"),
                     queue(self.put.queue, env="PUT_QUEUE_URL", label="put", actions=SEND, kms=kms),
                     queue(self.delete.queue, env="DELETE_QUEUE_URL", label="delete", actions=SEND, kms=kms),
-                    links.reports(objects=(PUT,)),
+                    # A retried producer reads back its saved plan (job.json, parts.json); ListBucket makes a
+                    # missing key NoSuchKey rather than AccessDenied.
+                    links.reports(bucket_actions=(LIST,), objects=(GET, PUT)),
                     links.index("kendra:DescribeIndex"),
                     summarize,
                 ),
@@ -107,7 +116,8 @@ class SqsPipeline(Pipeline):
                 links=(
                     links.settings(),
                     links.ingestion(objects=(GET,)),
-                    links.index("kendra:BatchPutDocument", pass_role=True),
+                    # DescribeIndex: the index's DATE_VALUE fields, to type the documents' attributes.
+                    links.index("kendra:BatchPutDocument", "kendra:DescribeIndex", pass_role=True),
                     links.lock(*LOCK_WRITE),
                     links.documents("dynamodb:BatchWriteItem", "dynamodb:PutItem"),
                     links.reports(objects=(PUT,)),
@@ -160,8 +170,10 @@ class SqsPipeline(Pipeline):
                     links.settings(),
                     links.ingestion(),
                     links.reports(objects=(PUT,)),
-                    links.lock("dynamodb:Scan", "dynamodb:GetItem", "dynamodb:UpdateItem"),
+                    # DeleteItem: releases a finished run's leftover source lock.
+                    links.lock("dynamodb:Scan", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"),
                     summarize,
+                    start_producer,
                 ),
             )
         )

@@ -7,7 +7,8 @@ Items:
   ``<key>`` (e.g. ``source#phonebook``)  a lock: ``owner``, ``expiresAt``, ``acquiredAt``
   ``job#<jobId>``                        a job record: ``source``, attributes, ``parts`` (sealed
                                          total), ``partsDone``, ``count_<name>`` counters,
-                                         ``summaryState``, ``status``
+                                         ``progressAt`` (last seal or completion), ``summaryState``,
+                                         ``summaryOwner``, ``summaryExpiresAt``, ``status``
   ``job#<jobId>#part#<partId>``          a part-completion marker (makes completions idempotent)
 
 Example::
@@ -77,6 +78,10 @@ class JobProgress:
     counts: dict[str, int] = field(default_factory=dict)
     summary_state: str | None = None
     status: str | None = None
+    #: When the job last moved (sealed or a part completed); None before either happened.
+    progress_at: str | None = None
+    #: Epoch seconds after which a running summary may be taken over (None: never).
+    summary_expires_at: int | None = None
 
     @property
     def complete(self) -> bool:
@@ -232,9 +237,9 @@ class Lock:
             response = self.client.update_item(
                 TableName=self.table_name,
                 Key={"pk": {"S": job_key(job_id)}},
-                UpdateExpression="SET parts = :parts",
+                UpdateExpression="SET parts = :parts, progressAt = :at",
                 ConditionExpression="attribute_exists(pk)",
-                ExpressionAttributeValues={":parts": {"N": str(int(parts))}},
+                ExpressionAttributeValues={":parts": {"N": str(int(parts))}, ":at": {"S": _iso(self._now())}},
                 ReturnValues="ALL_NEW",
             )
         except self.client.exceptions.ConditionalCheckFailedException as exc:
@@ -251,8 +256,8 @@ class Lock:
             if not _COUNT_NAME.match(name):
                 raise ValueError(f"count name {name!r} must match {_COUNT_NAME.pattern}")
         now = self._now()
-        names = {"#done": "partsDone"}
-        values: dict[str, Any] = {":one": {"N": "1"}}
+        names = {"#done": "partsDone", "#at": "progressAt"}
+        values: dict[str, Any] = {":one": {"N": "1"}, ":at": {"S": _iso(now)}}
         adds = ["#done :one"]
         for i, (name, value) in enumerate(sorted(counts.items())):
             names[f"#c{i}"] = _COUNT_PREFIX + name
@@ -275,7 +280,7 @@ class Lock:
                 {"Update": {
                     "TableName": self.table_name,
                     "Key": {"pk": {"S": job_key(job_id)}},
-                    "UpdateExpression": "ADD " + ", ".join(adds),
+                    "UpdateExpression": "SET #at = :at ADD " + ", ".join(adds),
                     "ConditionExpression": "attribute_exists(pk)",
                     "ExpressionAttributeNames": names,
                     "ExpressionAttributeValues": values,
@@ -290,15 +295,38 @@ class Lock:
             # The marker exists: this part was counted before; report the progress as it is.
         return self.progress(job_id)
 
-    def try_start_summary(self, job_id: str, owner: str) -> bool:
-        """Claim the job's summary; exactly one caller ever gets True."""
+    def part_completed(self, job_id: str, part_id: str) -> bool:
+        """Whether the part's completion marker exists (a redelivered message has nothing left to do)."""
+        return self._get(part_key(job_id, part_id)) is not None
+
+    def try_start_summary(self, job_id: str, owner: str, lease_seconds: int | None = None) -> bool:
+        """Claim the job's summary; while it runs, exactly one owner holds it.
+
+        The same ``owner`` may claim again while the summary is running (a Lambda async retry keeps
+        its request id, so a summarizer that crashed can finish its own work). With ``lease_seconds``
+        the claim expires: after that another owner may take over a summary whose owner died.
+        Once :meth:`finish_job` ran, nobody gets it.
+        """
+        now = self._now()
+        values: dict[str, Any] = {
+            ":running": {"S": SUMMARY_RUNNING}, ":owner": {"S": owner}, ":now": {"N": str(now)},
+        }
+        update = "SET summaryState = :running, summaryOwner = :owner"
+        if lease_seconds is None:
+            update += " REMOVE summaryExpiresAt"
+        else:
+            update += ", summaryExpiresAt = :exp"
+            values[":exp"] = {"N": str(now + int(lease_seconds))}
         try:
             self.client.update_item(
                 TableName=self.table_name,
                 Key={"pk": {"S": job_key(job_id)}},
-                UpdateExpression="SET summaryState = :running, summaryOwner = :owner",
-                ConditionExpression="attribute_exists(pk) AND attribute_not_exists(summaryState)",
-                ExpressionAttributeValues={":running": {"S": SUMMARY_RUNNING}, ":owner": {"S": owner}},
+                UpdateExpression=update,
+                ConditionExpression=(
+                    "attribute_exists(pk) AND (attribute_not_exists(summaryState) OR "
+                    "(summaryState = :running AND (summaryOwner = :owner OR summaryExpiresAt < :now)))"
+                ),
+                ExpressionAttributeValues=values,
             )
         except self.client.exceptions.ConditionalCheckFailedException:
             return False
@@ -341,6 +369,8 @@ def _progress(job_id: str, item: Mapping[str, Any]) -> JobProgress:
         counts=counts,
         summary_state=item.get("summaryState", {}).get("S"),
         status=item.get("status", {}).get("S"),
+        progress_at=item.get("progressAt", {}).get("S"),
+        summary_expires_at=int(item["summaryExpiresAt"]["N"]) if "summaryExpiresAt" in item else None,
     )
 
 

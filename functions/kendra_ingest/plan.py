@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
+from typing import Any
 
 from pydantic import ConfigDict
 
@@ -198,6 +199,32 @@ def make_plan(
     delete = planner.delete_parts(deletes, len(put) + 1)
     planner.counts.put_parts, planner.counts.delete_parts = len(put), len(delete)
     return [*put, *delete], planner.failures, delete_failures, planner.counts, None
+
+
+def plan_job(job: Job, settings: Any) -> tuple[Plan, list[PutPart | DeletePart]]:
+    """List, pair and pack ``job`` with the handler's ``settings`` and save the plan; also returns the parts.
+
+    The one planning step of both options (sfn ListBatches, the sqs producer).
+    """
+    from kendra_ingest import aws, listing
+    from kendra_ingest.runtime import ledger
+
+    manifest = manifests.parse_manifest(store.read(job.bucket, job.manifest_key) or b"")
+    objects = listing.list_objects(aws.client("s3"), job.bucket, job.batches_prefix)
+    made = make_plan(
+        job, manifest, objects, read=store.read,
+        fingerprints=ledger(settings).fingerprints if settings.skip_unchanged else None,
+        max_document_bytes=settings.max_document_bytes, max_request_bytes=settings.max_request_bytes,
+    )
+    return save(job, settings.reports_bucket, *made), made[0]
+
+
+def load_parts(reports_bucket: str, job: Job) -> list[PutPart | DeletePart] | None:
+    """The parts a saved plan of ``job`` holds (None when none was saved)."""
+    from kendra_ingest.parts import parse
+
+    items = store.read_json(reports_bucket, job.work_key("parts.json"))
+    return None if items is None else [parse(item) for item in items]
 
 
 def save(job: Job, reports_bucket: str, parts: list, failures: list[Failure],

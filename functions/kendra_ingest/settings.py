@@ -48,6 +48,8 @@ class Settings(BaseModel):
     put_queue_url: str | None = Field(None, alias="PUT_QUEUE_URL")
     delete_queue_url: str | None = Field(None, alias="DELETE_QUEUE_URL")
     summarizer_function: str | None = Field(None, alias="SUMMARIZER_FUNCTION")
+    #: The sqs producer: the summarizer and the watchdog re-invoke it for a job that waited for its source.
+    producer_function: str | None = Field(None, alias="PRODUCER_FUNCTION")
     put_shards: int = Field(2, ge=1, alias="PUT_SHARDS")
     delete_shards: int = Field(4, ge=1, alias="DELETE_SHARDS")
     max_document_bytes: int = Field(DEFAULT_MAX_DOCUMENT_BYTES, ge=1, alias="MAX_DOCUMENT_BYTES")
@@ -90,8 +92,10 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "put_worker": (*_JOB, "LOCK_TABLE", "DOCUMENTS_TABLE", *_LIMITS, *_KENDRA, "SUMMARIZER_FUNCTION"),
     "del_worker": (*_JOB, "LOCK_TABLE", "DOCUMENTS_TABLE", "KENDRA_INDEX_ID", "SUMMARIZER_FUNCTION"),
     "dead_letter": (*_JOB, "LOCK_TABLE", "SUMMARIZER_FUNCTION"),
-    "summarizer": (*_JOB, "LOCK_TABLE", "TOPIC_ARN", "KENDRA_INDEX_ID", "DOCUMENTS_TABLE", "VERIFY_INDEXING"),
-    "watchdog": (*_JOB, "LOCK_TABLE", "SUMMARIZER_FUNCTION"),
+    # The summarizer and the watchdog restart a job that waited for its source (fanin.start_next).
+    "summarizer": (*_JOB, "LOCK_TABLE", "TOPIC_ARN", "KENDRA_INDEX_ID", "DOCUMENTS_TABLE", "VERIFY_INDEXING",
+                   "PRODUCER_FUNCTION"),
+    "watchdog": (*_JOB, "LOCK_TABLE", "SUMMARIZER_FUNCTION", "PRODUCER_FUNCTION"),
 }
 
 #: Variables a handler reads when the stack configures them (documentMode s3, kendraDataSourceId).

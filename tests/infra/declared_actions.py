@@ -1,7 +1,9 @@
 """What each principal's code calls on AWS, scoped to the resource it calls it on (the "declared map").
 
-``tests/infra/test_code_and_infra.py`` proves every entry is allowed by the deployed role. This map
-is written from the handlers' design; it is meant to be replaced by the calls recorded in a real run.
+``tests/infra/test_code_and_infra.py`` proves every entry is allowed by the deployed role. The option
+sfn entries match the calls recorded in real end-to-end runs (``tests/sandbox/test_iam_from_calls.py``,
+which checks the roles against those calls directly); the option sqs entries are still written from
+the design.
 
 Resources are symbols resolved against a deployment: ``ingestion_bucket`` (the bucket),
 ``ingestion_object`` (an object in it), ``reports_bucket``, ``reports_object``, ``lock_table``,
@@ -40,13 +42,12 @@ SFN: dict[str, tuple[Call, ...]] = {
         *calls("ingestion_object", "s3:GetObject"),
         *calls("documents_table", "dynamodb:BatchGetItem"),
         *calls("reports_object", "s3:PutObject"),
-        *calls("index", "kendra:DescribeIndex"),
     ),
     "process_batch": (
         *calls("ingestion_object", "s3:GetObject"),
         *calls("reports_object", "s3:PutObject"),
-        *calls("index", "kendra:BatchPutDocument", "kendra:BatchDeleteDocument"),
-        *calls("documents_table", "dynamodb:BatchWriteItem", "dynamodb:PutItem", "dynamodb:DeleteItem"),
+        *calls("index", "kendra:BatchPutDocument", "kendra:BatchDeleteDocument", "kendra:DescribeIndex"),
+        *calls("documents_table", "dynamodb:BatchWriteItem"),
         *calls("kendra_role", "iam:PassRole", when="s3"),
         *calls("data_source", "kendra:StartDataSourceSyncJob", "kendra:StopDataSourceSyncJob", when="data_source"),
     ),
@@ -54,14 +55,15 @@ SFN: dict[str, tuple[Call, ...]] = {
         *calls("reports_bucket", "s3:ListBucket"),
         *calls("reports_object", "s3:GetObject", "s3:PutObject"),
         *calls("index", "kendra:BatchGetDocumentStatus"),
-        *calls("documents_table", "dynamodb:BatchWriteItem", "dynamodb:DeleteItem"),
+        *calls("documents_table", "dynamodb:BatchWriteItem"),
     ),
     "aggregate_failures": (
         *calls("reports_bucket", "s3:ListBucket"),
         *calls("reports_object", "s3:GetObject", "s3:PutObject"),
+        *calls("ingestion_bucket", "s3:ListBucket"),  # NoSuchKey (not AccessDenied) for an archived manifest
         *calls("ingestion_object", "s3:GetObject", "s3:DeleteObject"),
     ),
-    "release_lock": calls("lock_table", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"),
+    "release_lock": calls("lock_table", "dynamodb:GetItem", "dynamodb:DeleteItem"),
     "state_machine": (
         *calls("functions", "lambda:InvokeFunction"),
         *calls("topic", "sns:Publish"),
@@ -81,13 +83,14 @@ SQS: dict[str, tuple[Call, ...]] = {
         *calls("documents_table", "dynamodb:BatchGetItem"),
         *calls("put_queue", "sqs:SendMessage"),
         *calls("delete_queue", "sqs:SendMessage"),
-        *calls("reports_object", "s3:PutObject"),
+        *calls("reports_bucket", "s3:ListBucket"),
+        *calls("reports_object", "s3:GetObject", "s3:PutObject"),
         *calls("index", "kendra:DescribeIndex"),
         *calls("summarizer", "lambda:InvokeFunction"),
     ),
     "put_worker": (
         *calls("ingestion_object", "s3:GetObject"),
-        *calls("index", "kendra:BatchPutDocument"),
+        *calls("index", "kendra:BatchPutDocument", "kendra:DescribeIndex"),
         *calls("lock_table", *LOCK_WRITE),
         *calls("documents_table", "dynamodb:BatchWriteItem", "dynamodb:PutItem"),
         *calls("reports_object", "s3:PutObject"),
@@ -118,11 +121,13 @@ SQS: dict[str, tuple[Call, ...]] = {
         *calls("topic", "sns:Publish"),
         *calls("index", "kendra:BatchGetDocumentStatus"),
         *calls("documents_table", "dynamodb:BatchWriteItem", "dynamodb:DeleteItem"),
+        *calls("producer", "lambda:InvokeFunction"),
     ),
     "watchdog": (
-        *calls("lock_table", "dynamodb:Scan", "dynamodb:GetItem", "dynamodb:UpdateItem"),
+        *calls("lock_table", "dynamodb:Scan", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"),
         *calls("reports_object", "s3:PutObject"),
         *calls("summarizer", "lambda:InvokeFunction"),
+        *calls("producer", "lambda:InvokeFunction"),
     ),
 }
 

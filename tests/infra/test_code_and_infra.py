@@ -87,6 +87,7 @@ def expected_values(deployment: Deployment, config: dict[str, Any]) -> dict[str,
             "PUT_QUEUE_URL": outputs["put_queue_url"],
             "DELETE_QUEUE_URL": outputs["delete_queue_url"],
             "SUMMARIZER_FUNCTION": outputs["function_names"]["summarizer"],
+            "PRODUCER_FUNCTION": outputs["function_names"]["producer"],
         }
     if "kendraDataSourceId" in config:
         values["KENDRA_DATA_SOURCE_ID"] = config["kendraDataSourceId"]
@@ -146,8 +147,8 @@ def resolve(deployment: Deployment, symbol: str, config: dict[str, Any]) -> list
         ]
     if symbol == "functions":
         return [f.state["arn"] for f in functions]
-    if symbol == "summarizer":
-        return [function(deployment, "summarizer").state["arn"]]
+    if symbol in ("summarizer", "producer"):
+        return [function(deployment, symbol).state["arn"]]
     return [queues[outputs[QUEUE_OUTPUTS[symbol]]]]
 
 
