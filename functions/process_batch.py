@@ -16,9 +16,11 @@ def handler(event: dict, context: object) -> None:
         result = parts.fail(part, str(error.get("Error", "States.TaskFailed")), str(error.get("Cause", ""))[:1000])
     elif isinstance(part, PutPart):
         result = parts.process_put(
-            part, source=job.source, index=kendra_index(s), ledger=ledger(s), deadline=deadline(context),
+            part, source=job.source, index=kendra_index(s, sync_job_id=event.get("syncJobId")), ledger=ledger(s),
+            deadline=deadline(context),
             document_mode=s.document_mode, date_fields=date_fields(s),
         )
     else:
-        result = parts.process_delete(part, index=kendra_index(s), ledger=ledger(s), deadline=deadline(context))
+        index = kendra_index(s, sync_job_id=event.get("syncJobId"))
+        result = parts.process_delete(part, index=index, ledger=ledger(s), deadline=deadline(context))
     parts.save(s.reports_bucket, result)

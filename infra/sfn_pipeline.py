@@ -107,9 +107,10 @@ class SfnPipeline(Pipeline):
                 links=(
                     links.settings(),
                     links.ingestion(bucket_actions=(LIST,), objects=(GET,)),
-                    links.reports(objects=(PUT,)),
+                    # GET + ListBucket: a retried step finds the sync job it already started (sync.json).
+                    links.reports(bucket_actions=(LIST,), objects=(GET, PUT)),
                     links.documents("dynamodb:BatchGetItem"),
-                    links.index(),
+                    links.index(sync=True),
                 ),
             ),
             FunctionSpec(
@@ -127,7 +128,6 @@ class SfnPipeline(Pipeline):
                         "kendra:BatchDeleteDocument",
                         "kendra:DescribeIndex",
                         pass_role=True,
-                        sync=True,
                     ),
                 ),
             ),
@@ -153,6 +153,7 @@ class SfnPipeline(Pipeline):
                     # ListBucket: archiving a manifest already moved by an earlier attempt must read
                     # NoSuchKey, which S3 answers only to callers that may list (else AccessDenied).
                     links.ingestion(bucket_actions=(LIST,), objects=(GET, DELETE)),
+                    links.index(sync=True),  # stops the job's data-source sync job, also after a crash
                 ),
             ),
             FunctionSpec(

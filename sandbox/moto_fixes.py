@@ -13,6 +13,12 @@ internals, so every one checks that its target still exists and fails loudly if 
   events; the pipeline's lock-release rule on FAILED/TIMED_OUT/ABORTED needs them.
 - :func:`evaluate_bucket_policy_conditions` — moto ignores a policy's ``Bool`` condition and applies
   the statement anyway, so a TLS-only bucket policy (DESIGN §8) denies every request.
+- :func:`serialise_sqs` — moto's SQS queues are not thread-safe: ``delete_message`` rebuilds the
+  message list while a concurrent send appends to it, and the send is lost. The sandbox sends from
+  handlers while its event source mappings (:mod:`sandbox.sqs`) receive and delete on other threads.
+- :func:`fifo_receive` — FACTS: "when several in-flight messages of a group time out together the head
+  can be skipped"; also fills a batch from one message group first, as SQS does.
+- :func:`fifo_dedup_window` — FACTS: "a duplicate sent after the original was deleted is accepted".
 
 Usage, around (or inside) ``mock_aws``::
 
@@ -24,6 +30,7 @@ Usage, around (or inside) ``mock_aws``::
 from __future__ import annotations
 
 import functools
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -222,11 +229,209 @@ def evaluate_bucket_policy_conditions() -> Iterator[None]:
         FakeBucket.get_permission = original
 
 
+# --------------------------------------------------------------------------------------------------
+# SQS (FACTS.md: "SQS FIFO in moto ...")
+# --------------------------------------------------------------------------------------------------
+
+#: One lock for every SQS queue operation: moto's queues take none of their own (see serialise_sqs).
+_SQS_LOCK = threading.RLock()
+#: SQS's deduplication interval (SQS developer guide: "5-minute deduplication interval").
+DEDUPLICATION_SECONDS = 300
+
+
+def _locked(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with _SQS_LOCK:
+            return method(*args, **kwargs)
+
+    return wrapper
+
+
+@contextmanager
+def serialise_sqs() -> Iterator[None]:
+    """Run moto's SQS queue mutations one at a time.
+
+    ``Queue.delete_message`` builds a new message list and assigns it, so a message another thread
+    appended meanwhile (a handler's SendMessage) silently disappears; ``receive_message`` moves
+    messages to the dead-letter queue with ``list.remove`` under the same race. A long-polling
+    receive on a standard queue is left unlocked (it sleeps; FIFO receives never sleep under the lock,
+    see :func:`fifo_receive`).
+    """
+    from moto.sqs.models import Queue, SQSBackend
+
+    originals = {
+        (Queue, "add_message"): _require(Queue, "add_message"),
+        (Queue, "delete_message"): _require(Queue, "delete_message"),
+        (SQSBackend, "change_message_visibility"): _require(SQSBackend, "change_message_visibility"),
+        (SQSBackend, "purge_queue"): _require(SQSBackend, "purge_queue"),
+    }
+    original_receive = _require(SQSBackend, "receive_message")
+
+    def receive_message(self: Any, queue_name: str, count: int, wait_seconds_timeout: int, *args: Any,
+                        **kwargs: Any) -> Any:
+        if wait_seconds_timeout:
+            return original_receive(self, queue_name, count, wait_seconds_timeout, *args, **kwargs)
+        with _SQS_LOCK:
+            return original_receive(self, queue_name, count, wait_seconds_timeout, *args, **kwargs)
+
+    try:
+        for (cls, name), method in originals.items():
+            setattr(cls, name, _locked(method))
+        SQSBackend.receive_message = receive_message
+        yield
+    finally:
+        for (cls, name), method in originals.items():
+            setattr(cls, name, method)
+        SQSBackend.receive_message = original_receive
+
+
+def _fifo_batch(queue: Any, count: int, now_ms: float) -> tuple[list[Any], list[Any]]:
+    """(messages to deliver, messages to redrive) for one ReceiveMessage on a FIFO queue."""
+    # A message whose visibility timeout ran out is no longer in flight. moto releases these one at
+    # a time while scanning, so with two timed-out messages of a group the first is skipped (the
+    # second still marks the group busy) and the second is delivered ahead of it.
+    for message in list(queue.pending_messages):
+        if now_ms > message.visible_at:
+            queue.pending_messages.discard(message)
+    busy = {m.group_id for m in queue.pending_messages}
+    retention_ms = float(queue.message_retention_period) * 1000
+    max_receives = (queue.redrive_policy or {}).get("maxReceiveCount") if queue.dead_letter_queue else None
+    groups: dict[str, list[Any]] = {}
+    redrive: list[Any] = []
+    expired: list[Any] = []
+    for message in queue._messages:
+        if message.group_id in busy or now_ms <= message.visible_at or now_ms < message.delayed_until:
+            continue
+        if now_ms - message.sent_timestamp >= retention_ms:
+            expired.append(message)
+        elif max_receives is not None and message.approximate_receive_count >= max_receives:
+            redrive.append(message)  # SQS moves it when a receive would return it a further time
+        else:
+            groups.setdefault(message.group_id, []).append(message)
+    for message in expired:
+        queue._messages.remove(message)
+    # "SQS first attempts to return as many messages with the same message group ID as possible"
+    # (SQS developer guide, FIFO delivery logic), so other consumers can take the other groups.
+    chosen = [m for ordered in groups.values() for m in ordered][:count]
+    return chosen, redrive
+
+
+@contextmanager
+def fifo_receive(poll_seconds: float = 0.02) -> Iterator[None]:
+    """ReceiveMessage on FIFO queues as SQS does it (standard queues keep moto's code).
+
+    Fixes FACTS: "when several in-flight messages of a group time out together the head can be
+    skipped": every timed-out message leaves the in-flight set before groups are examined, so a
+    group is either wholly available (from its head) or wholly blocked. Messages of one group fill
+    the batch first. Redrive to the dead-letter queue after ``maxReceiveCount`` is kept (moto's rule:
+    on the receive after the last allowed one). Runs under :func:`serialise_sqs`'s lock and never
+    sleeps while holding it.
+    """
+    from copy import deepcopy
+
+    from moto.core.utils import unix_time_millis
+    from moto.sqs import models as sqs_models
+
+    backend_cls = sqs_models.SQSBackend
+    original = _require(backend_cls, "receive_message")
+    filter_attributes = _require(sqs_models, "_filter_message_attributes")
+
+    def receive_message(self: Any, queue_name: str, count: int, wait_seconds_timeout: int, visibility_timeout: int,
+                        message_attribute_names: list[str] | None = None) -> list[Any]:
+        queue = self.get_queue(queue_name)
+        if not queue.fifo_queue:
+            return original(self, queue_name, count, wait_seconds_timeout, visibility_timeout,
+                            message_attribute_names)
+        deadline = time.monotonic() + float(wait_seconds_timeout or 0)
+        while True:
+            with _SQS_LOCK:
+                chosen, redrive = _fifo_batch(queue, int(count), unix_time_millis())
+                for message in redrive:
+                    queue._messages.remove(message)
+                    queue.dead_letter_queue.add_message(message)
+                result = []
+                for message in chosen:
+                    queue.pending_messages.add(message)
+                    message.mark_received(visibility_timeout=visibility_timeout)
+                    copy = deepcopy(message)
+                    filter_attributes(copy, list(message_attribute_names or []))
+                    result.append(copy)
+            if result or time.monotonic() >= deadline:
+                return result
+            time.sleep(poll_seconds)
+
+    backend_cls.receive_message = receive_message
+    try:
+        yield
+    finally:
+        backend_cls.receive_message = original
+
+
+@contextmanager
+def fifo_dedup_window() -> Iterator[None]:
+    """Drop a FIFO message whose deduplication id was sent in the last 5 minutes, deleted or not.
+
+    Fixes FACTS: "a duplicate sent after the original was deleted is accepted": moto compares with
+    the messages still in the queue only. On SQS the interval runs from the first send whatever
+    happened to that message; a duplicate is accepted (the send succeeds) but never delivered.
+    Outside the interval a duplicate is a new message, as on SQS. ``DeduplicationScope``
+    ``messageGroup`` keys the interval by group.
+    """
+    from moto.sqs.models import Queue
+
+    original = _require(Queue, "add_message")
+
+    def add_message(self: Any, message: Any) -> None:
+        if not self.fifo_queue or not message.deduplication_id:
+            return original(self, message)
+        scope = getattr(self, "deduplication_scope", "queue") == "messageGroup"
+        key = (message.group_id if scope else None, message.deduplication_id)
+        with _SQS_LOCK:
+            seen: dict[Any, float] = self.__dict__.setdefault("_sandbox_dedup", {})
+            sent = float(message.sent_timestamp or 0)
+            first = seen.get(key)
+            if first is not None and (sent - first) / 1000 < DEDUPLICATION_SECONDS:
+                return None
+            seen[key] = sent
+            return original(self, message)
+
+    Queue.add_message = add_message
+    try:
+        yield
+    finally:
+        Queue.add_message = original
+
+
 @dataclass
 class AppliedFixes:
     """What :func:`applied` installed; ``errors`` collects failures of the event-publishing fix."""
 
     errors: list[str] = field(default_factory=list)
+
+
+@contextmanager
+def atomic_dynamodb() -> Iterator[None]:
+    """Serve moto's DynamoDB requests one at a time.
+
+    Real DynamoDB makes each request atomic (a conditional write, a transaction); moto checks a condition
+    and then writes without a lock, and its transactions snapshot and restore whole tables, so two threads
+    can both pass ``attribute_not_exists`` (seen: two summarizers both won a conditional claim).
+    """
+    from moto.dynamodb.responses import DynamoHandler
+
+    original = _require(DynamoHandler, "call_action")
+    gate = threading.RLock()
+
+    def call_action(self: Any) -> Any:
+        with gate:
+            return original(self)
+
+    DynamoHandler.call_action = call_action  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        DynamoHandler.call_action = original  # type: ignore[method-assign]
 
 
 @contextmanager
@@ -236,6 +441,7 @@ def applied(
     jsonpath_cache: bool = True,
     execution_events: bool = True,
     bucket_policy_conditions: bool = True,
+    sqs: bool = True,
 ) -> Iterator[AppliedFixes]:
     """Apply the sandbox's moto fixes for the duration of the block."""
     fixes = AppliedFixes()
@@ -249,6 +455,9 @@ def applied(
             patches.append(lambda: emit_execution_status_events(fixes.errors))
         if bucket_policy_conditions:
             patches.append(evaluate_bucket_policy_conditions)
+        if sqs:
+            patches.extend((serialise_sqs, fifo_receive, fifo_dedup_window))
+        patches.append(atomic_dynamodb)
         for make in patches:
             stack.enter_context(make())
         yield fixes
@@ -257,8 +466,12 @@ def applied(
 __all__ = [
     "AppliedFixes",
     "applied",
+    "atomic_dynamodb",
     "cache_jsonpath_parsing",
     "emit_execution_status_events",
     "evaluate_bucket_policy_conditions",
+    "fifo_dedup_window",
+    "fifo_receive",
     "scale_waits",
+    "serialise_sqs",
 ]

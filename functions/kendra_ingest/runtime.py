@@ -25,11 +25,12 @@ def deadline(context: Any) -> Deadline:
     return Deadline.from_context(context)
 
 
-def kendra_index(settings: Settings) -> Any:
+def kendra_index(settings: Settings, *, sync_job_id: str | None = None) -> Any:
+    """The index client; ``sync_job_id`` makes every put and delete part of that data-source sync job."""
     from kendra_ingest.kendra import KendraIndex
 
     return KendraIndex(settings.kendra_index_id, role_arn=settings.kendra_role_arn,
-                       data_source_id=settings.kendra_data_source_id)
+                       data_source_id=settings.kendra_data_source_id, sync_job_id=sync_job_id)
 
 
 @functools.lru_cache(maxsize=8)

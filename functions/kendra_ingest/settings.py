@@ -84,7 +84,7 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "list_batches": (*_JOB, "DOCUMENTS_TABLE", "SKIP_UNCHANGED", *_LIMITS, *_KENDRA),
     "process_batch": (*_JOB, "DOCUMENTS_TABLE", *_LIMITS, *_KENDRA),  # + kendra:DescribeIndex (date fields)
     "verify_indexing": (*_JOB, "DOCUMENTS_TABLE", "KENDRA_INDEX_ID", "VERIFY_INDEXING"),
-    "aggregate_failures": _JOB,
+    "aggregate_failures": (*_JOB, *_KENDRA),  # the index: stopping the job's data-source sync job
     "release_lock": ("LOCK_TABLE",),
     # option sqs
     "producer": (*_JOB, "LOCK_TABLE", "DOCUMENTS_TABLE", "SKIP_UNCHANGED", *_LIMITS, *_KENDRA,

@@ -41,7 +41,9 @@ SFN: dict[str, tuple[Call, ...]] = {
         *calls("ingestion_bucket", "s3:ListBucket"),
         *calls("ingestion_object", "s3:GetObject"),
         *calls("documents_table", "dynamodb:BatchGetItem"),
-        *calls("reports_object", "s3:PutObject"),
+        *calls("reports_bucket", "s3:ListBucket"),
+        *calls("reports_object", "s3:GetObject", "s3:PutObject"),
+        *calls("data_source", "kendra:StartDataSourceSyncJob", when="data_source"),
     ),
     "process_batch": (
         *calls("ingestion_object", "s3:GetObject"),
@@ -49,7 +51,6 @@ SFN: dict[str, tuple[Call, ...]] = {
         *calls("index", "kendra:BatchPutDocument", "kendra:BatchDeleteDocument", "kendra:DescribeIndex"),
         *calls("documents_table", "dynamodb:BatchWriteItem"),
         *calls("kendra_role", "iam:PassRole", when="s3"),
-        *calls("data_source", "kendra:StartDataSourceSyncJob", "kendra:StopDataSourceSyncJob", when="data_source"),
     ),
     "verify_indexing": (
         *calls("reports_bucket", "s3:ListBucket"),
@@ -62,6 +63,7 @@ SFN: dict[str, tuple[Call, ...]] = {
         *calls("reports_object", "s3:GetObject", "s3:PutObject"),
         *calls("ingestion_bucket", "s3:ListBucket"),  # NoSuchKey (not AccessDenied) for an archived manifest
         *calls("ingestion_object", "s3:GetObject", "s3:DeleteObject"),
+        *calls("data_source", "kendra:StopDataSourceSyncJob", when="data_source"),
     ),
     "release_lock": calls("lock_table", "dynamodb:GetItem", "dynamodb:DeleteItem"),
     "state_machine": (
