@@ -190,3 +190,23 @@ def test_crash_after_kendra_and_faults_still_account_for_everything(tmp_path):
         # A crashed part is retried: more parts succeeded than the attempts that survived without a crash.
         assert summary["documents"]["put"] > 0
         assert any(c["outcome"] == "throttled" for c in box.emulator.calls)
+
+
+def test_data_source_sync_job_wraps_the_job(tmp_path):
+    folder = make_job(tmp_path, "sync-1", docs(12), deletes=["gone-1"])
+    config = {"kendraDataSourceId": "custom-source-1"}
+    with Sandbox(SandboxOptions(timeout_seconds=120, option="sfn", config=config)) as box:
+        job = box.submit(folder)
+        box.wait([job])
+        summary, failures = box.report(job)
+        assert_conserved(summary, failures)
+        assert summary["documents"]["put"] == 12
+        import boto3
+
+        kendra = boto3.client("kendra", region_name="us-east-1")
+        history = kendra.list_data_source_sync_jobs(Id="custom-source-1", IndexId=box.outputs["kendra_index_id"])
+        (run,) = history["History"]
+        assert run["Status"] in {"SYNCING_INDEXING", "SUCCEEDED"}  # stopped by the job's end
+        index = box.emulator.index_snapshot()["documents"]
+        assert index["d-000"]["attributes"]["_data_source_sync_job_execution_id"] == {
+            "StringValue": run["ExecutionId"]}
