@@ -71,8 +71,13 @@ class KendraTarget(pulumi.ComponentResource):
             ).role
         self.register_outputs({"index_arn": self.index_arn})
 
-    def link(self, actions: Sequence[str], *, pass_role: bool = False, sync: bool = False) -> Link:
-        """The index for one function: identity and mode in the environment, ``actions`` on the index."""
+    def link(
+        self, actions: Sequence[str], *, pass_role: bool = False, sync: bool | Sequence[str] = False
+    ) -> Link:
+        """The index for one function: identity and mode in the environment, ``actions`` on the index.
+
+        ``sync``: True for both data-source sync calls, or the ones the function makes (e.g. only
+        ``kendra:StartDataSourceSyncJob``); granted only when a data source is configured."""
         args = self._args
         env: dict[str, pulumi.Input[str]] = {
             "KENDRA_INDEX_ID": args.index_id,
@@ -100,7 +105,7 @@ class KendraTarget(pulumi.ComponentResource):
                 statements.append(
                     Statement(
                         sid="KendraDataSourceSync",
-                        actions=SYNC_ACTIONS,
+                        actions=SYNC_ACTIONS if sync is True else tuple(sync),
                         resources=(self.index_arn, self.data_source_arn),
                     )
                 )

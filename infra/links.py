@@ -215,7 +215,7 @@ class StackLinks:
         """Publishing to the notification topic (``TOPIC_ARN``)."""
         return topic(self.topic, env="TOPIC_ARN", kms=self.topic_kms)
 
-    def index(self, *actions: str, pass_role: bool = False, sync: bool = False) -> Link:
+    def index(self, *actions: str, pass_role: bool = False, sync: bool | tuple[str, ...] = False) -> Link:
         """The Kendra index: ``actions`` scoped to the index ARN; ``pass_role`` adds iam:PassRole on the
         access role (documentMode s3); ``sync`` adds the data-source sync calls (kendraDataSourceId)."""
         return self.kendra.link(actions, pass_role=pass_role, sync=sync)

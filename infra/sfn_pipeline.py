@@ -110,7 +110,7 @@ class SfnPipeline(Pipeline):
                     # GET + ListBucket: a retried step finds the sync job it already started (sync.json).
                     links.reports(bucket_actions=(LIST,), objects=(GET, PUT)),
                     links.documents("dynamodb:BatchGetItem"),
-                    links.index(sync=True),
+                    links.index(sync=("kendra:StartDataSourceSyncJob",)),
                 ),
             ),
             FunctionSpec(
@@ -153,7 +153,8 @@ class SfnPipeline(Pipeline):
                     # ListBucket: archiving a manifest already moved by an earlier attempt must read
                     # NoSuchKey, which S3 answers only to callers that may list (else AccessDenied).
                     links.ingestion(bucket_actions=(LIST,), objects=(GET, DELETE)),
-                    links.index(sync=True),  # stops the job's data-source sync job, also after a crash
+                    # Stops the job's data-source sync job, also after a crash.
+                    links.index(sync=("kendra:StopDataSourceSyncJob",)),
                 ),
             ),
             FunctionSpec(
@@ -191,7 +192,8 @@ class SfnPipeline(Pipeline):
                     resources=tuple(f.arn for f in functions),
                 ),
                 *links.notifications().statements,
-                *links.reports(bucket_actions=(LIST,), objects=(GET, PUT)).statements,
+                # The Distributed Map's ItemReader reads parts.json; there is no ResultWriter.
+                *links.reports(objects=(GET,)).statements,
                 Statement(sid="StartChildExecutions", actions=("states:StartExecution",), resources=(machine_arn,)),
                 Statement(
                     sid="ManageChildExecutions",

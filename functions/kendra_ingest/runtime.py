@@ -45,6 +45,11 @@ def date_fields(settings: Settings) -> frozenset[str]:
     return _date_fields(settings.kendra_index_id, 0)
 
 
+def reset_caches() -> None:
+    """Forget per-container caches (tests and the sandbox start a new container in the same process)."""
+    _date_fields.cache_clear()
+
+
 def ledger(settings: Settings) -> Any:
     from kendra_ingest.ledger import Ledger
 

@@ -69,8 +69,7 @@ SFN: dict[str, tuple[Call, ...]] = {
     "state_machine": (
         *calls("functions", "lambda:InvokeFunction"),
         *calls("topic", "sns:Publish"),
-        *calls("reports_object", "s3:GetObject", "s3:PutObject"),
-        *calls("reports_bucket", "s3:ListBucket"),
+        *calls("reports_object", "s3:GetObject"),
         *calls("state_machine", "states:StartExecution"),
         *calls("child_execution", "states:DescribeExecution", "states:StopExecution"),
     ),
