@@ -134,6 +134,14 @@ class StackConfig(BaseModel):
         None,
         pattern=KENDRA_DATA_SOURCE_ID_PATTERN,
     )
+    kendra_tps: float | None = _key(
+        "kendraTps",
+        "a number > 0: the index's BatchPutDocument/BatchDeleteDocument quota in calls per second",
+        "kendraTps 10",
+        None,
+        gt=0,
+        le=1000,
+    )
     max_document_bytes: int = _key(
         "maxDocumentBytes",
         f"an integer 1-{MAX_KENDRA_FILE_BYTES}, bytes per inline document",

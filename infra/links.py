@@ -205,6 +205,16 @@ class StackLinks:
         """The lock table (``LOCK_TABLE``)."""
         return table(self.lock_table, env="LOCK_TABLE", label="lock", actions=actions, kms=self.kms)
 
+    def quota(self) -> Link:
+        """Pacing Kendra writes to ``kendraTps``: the shared counters live in the lock table.
+
+        Nothing (no variable, no statement) when the stack sets no quota.
+        """
+        if self.config.kendra_tps is None:
+            return Link(env={}, statements=())
+        lock = self.lock("dynamodb:UpdateItem")
+        return Link(env={**lock.env, "KENDRA_TPS": str(self.config.kendra_tps)}, statements=lock.statements)
+
     def documents(self, *actions: str) -> Link:
         """The documents table (``DOCUMENTS_TABLE``)."""
         return table(

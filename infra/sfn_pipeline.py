@@ -129,6 +129,7 @@ class SfnPipeline(Pipeline):
                         "kendra:DescribeIndex",
                         pass_role=True,
                     ),
+                    links.quota(),
                 ),
             ),
             FunctionSpec(

@@ -123,6 +123,7 @@ class SqsPipeline(Pipeline):
                     links.reports(objects=(PUT,)),
                     queue(self.put.queue, env=None, label="put", actions=CONSUME_QUEUE, kms=kms),
                     summarize,
+                    links.quota(),
                 ),
             )
         )
@@ -140,6 +141,7 @@ class SqsPipeline(Pipeline):
                     links.reports(objects=(PUT,)),
                     queue(self.delete.queue, env=None, label="delete", actions=CONSUME_QUEUE, kms=kms),
                     summarize,
+                    links.quota(),
                 ),
             )
         )

@@ -95,8 +95,12 @@ class KendraIndex:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        pacer: Any = None,
     ) -> None:
-        """``client`` defaults to the thread's cached boto3 ``kendra`` client, made on first use.
+        """``client`` defaults to the process's boto3 ``kendra`` client, made on first use.
+
+        ``pacer`` (a :class:`kendra_ingest.pacing.QuotaPacer`) spaces puts and deletes to the index's
+        quota across all workers; without it only throttling slows them down.
 
         ``sync_job_id`` is the execution id of a running data-source sync job (see
         :meth:`start_sync_job`); while set, puts and deletes are attributed to it.
@@ -112,6 +116,7 @@ class KendraIndex:
         self._rng = rng if rng is not None else random.Random()
         self._date_fields: frozenset[str] | None = None
         self._last_error = ""
+        self._pacer = pacer
 
     @property
     def counts(self) -> KendraCounts:
@@ -140,6 +145,7 @@ class KendraIndex:
             request: dict[str, Any] = {"IndexId": self.index_id, "Documents": [by_id[i] for i in pending]}
             if self.role_arn:
                 request["RoleArn"] = self.role_arn
+            self._pace("BatchPutDocument", deadline)
             response = self._send("batch_put_document", request)
             return self._settle("put", pending, response.get("FailedDocuments") or [], done)
 
@@ -159,6 +165,7 @@ class KendraIndex:
                 request["DataSourceSyncJobMetricTarget"] = {
                     "DataSourceId": self.data_source_id, "DataSourceSyncJobId": self.sync_job_id,
                 }
+            self._pace("BatchDeleteDocument", deadline)
             response = self._send("batch_delete_document", request)
             return self._settle("delete", pending, response.get("FailedDocuments") or [], done)
 
@@ -333,6 +340,11 @@ class KendraIndex:
                 return pending, attempts, None
             self._sleep(delay)
         return [], attempts, None
+
+    def _pace(self, operation: str, deadline: Deadline) -> None:
+        """Wait for the shared quota's next slot; without one before the deadline, give up retrying."""
+        if self._pacer is not None and not self._pacer.acquire(operation, deadline):
+            raise _Retryable(f"no {operation} slot of the configured kendraTps before the deadline")
 
     def _backoff(self, attempt: int) -> float:
         """Full jitter: uniform(0, min(cap, base * 2**(attempt-1)))."""

@@ -29,8 +29,13 @@ def kendra_index(settings: Settings, *, sync_job_id: str | None = None) -> Any:
     """The index client; ``sync_job_id`` makes every put and delete part of that data-source sync job."""
     from kendra_ingest.kendra import KendraIndex
 
+    pacer = None
+    if settings.kendra_tps and settings.lock_table:
+        from kendra_ingest.pacing import QuotaPacer
+
+        pacer = QuotaPacer(settings.lock_table, settings.kendra_tps)
     return KendraIndex(settings.kendra_index_id, role_arn=settings.kendra_role_arn,
-                       data_source_id=settings.kendra_data_source_id, sync_job_id=sync_job_id)
+                       data_source_id=settings.kendra_data_source_id, sync_job_id=sync_job_id, pacer=pacer)
 
 
 @functools.lru_cache(maxsize=8)

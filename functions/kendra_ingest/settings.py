@@ -50,6 +50,7 @@ class Settings(BaseModel):
     summarizer_function: str | None = Field(None, alias="SUMMARIZER_FUNCTION")
     #: The sqs producer: the summarizer and the watchdog re-invoke it for a job that waited for its source.
     producer_function: str | None = Field(None, alias="PRODUCER_FUNCTION")
+    kendra_tps: float | None = Field(None, gt=0, alias="KENDRA_TPS")
     put_shards: int = Field(2, ge=1, alias="PUT_SHARDS")
     delete_shards: int = Field(4, ge=1, alias="DELETE_SHARDS")
     max_document_bytes: int = Field(DEFAULT_MAX_DOCUMENT_BYTES, ge=1, alias="MAX_DOCUMENT_BYTES")
@@ -98,11 +99,15 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "watchdog": (*_JOB, "LOCK_TABLE", "SUMMARIZER_FUNCTION", "PRODUCER_FUNCTION"),
 }
 
-#: Variables a handler reads when the stack configures them (documentMode s3, kendraDataSourceId).
+#: Variables a handler reads when the stack configures them: documentMode s3 (KENDRA_ROLE_ARN),
+#: kendraDataSourceId (KENDRA_DATA_SOURCE_ID) and kendraTps (KENDRA_TPS, with the lock table that holds
+#: the shared quota counters).
 OPTIONAL: dict[str, tuple[str, ...]] = {
     name: tuple(v for v in ("KENDRA_ROLE_ARN", "KENDRA_DATA_SOURCE_ID") if "KENDRA_INDEX_ID" in req)
     for name, req in REQUIRED.items()
 }
+for _writer in ("process_batch", "put_worker", "del_worker"):
+    OPTIONAL[_writer] += tuple(v for v in ("KENDRA_TPS", "LOCK_TABLE") if v not in REQUIRED[_writer])
 
 
 def variables(handler: str) -> tuple[str, ...]:

@@ -22,6 +22,8 @@ CONFIGS = {
     "sqs": ("sqs", {}),
     "sfn-s3-datasource-kms": ("sfn", {"documentMode": "s3", "kendraDataSourceId": "ds-1", "encryption": "kms"}),
     "sqs-s3-datasource-kms": ("sqs", {"documentMode": "s3", "kendraDataSourceId": "ds-1", "encryption": "kms"}),
+    "sfn-quota": ("sfn", {"kendraTps": 7.5}),
+    "sqs-quota": ("sqs", {"kendraTps": 7.5}),
 }
 HANDLERS = {
     "sfn": (
@@ -91,6 +93,8 @@ def expected_values(deployment: Deployment, config: dict[str, Any]) -> dict[str,
         }
     if "kendraDataSourceId" in config:
         values["KENDRA_DATA_SOURCE_ID"] = config["kendraDataSourceId"]
+    if "kendraTps" in config:
+        values["KENDRA_TPS"] = str(config["kendraTps"])
     if config.get("documentMode") == "s3":
         (role,) = [
             r for r in deployment.of_type("aws:iam/role:Role") if "kendra.amazonaws.com" in r.inputs["assumeRolePolicy"]
@@ -107,6 +111,8 @@ def test_each_environment_is_exactly_what_settings_requires(deploy: Deploy, vari
     configured = {
         "KENDRA_ROLE_ARN": config.get("documentMode") == "s3",
         "KENDRA_DATA_SOURCE_ID": "kendraDataSourceId" in config,
+        "KENDRA_TPS": "kendraTps" in config,
+        "LOCK_TABLE": "kendraTps" in config,  # optional only where it holds the quota counters
     }
     for handler in HANDLERS[stack]:
         env = function(deployment, handler).inputs["environment"]["variables"]
