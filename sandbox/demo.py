@@ -1,18 +1,24 @@
-"""``python -m sandbox demo``: the sample job through each option, with a readable report."""
+"""``python -m sandbox demo``: the sample job through each option, with a readable report.
+
+Each option deploys the Pulumi program into its own embedded AWS and runs ``sample/job``; the summaries
+are then printed side by side (they should agree on every count), followed by each option's report.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from sandbox.run import Sandbox, SandboxOptions
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "sample"
-#: Options the demo runs; option sqs joins when its pipeline exists.
-DEMO_OPTIONS = ("sfn",)
+#: Options the demo runs, in the order of the side-by-side columns.
+DEMO_OPTIONS = ("sfn", "sqs")
 #: A small inline limit so the sample's 72 KB document shows DocumentTooLarge without a 5 MB file in git.
 DEMO_CONFIG = {"maxDocumentBytes": 65536}
 
@@ -31,7 +37,43 @@ def demo(out: Path) -> int:
     for option, (job_id, summary, failures) in results.items():
         print()
         print(render(option, job_id, summary, failures, out / option))
+    print()
+    print(side_by_side({option: (summary, failures) for option, (_, summary, failures) in results.items()}))
     return 0
+
+
+def _rows(summary: dict[str, Any], failures: bytes) -> list[tuple[str, str]]:
+    d, x, k = summary["documents"], summary["deletes"], summary["kendra"]
+    codes = Counter(r["errorCode"] for r in csv.DictReader(io.StringIO(failures.decode())))
+    return [
+        ("status", summary["status"]),
+        ("duration (s)", f"{summary['durationSeconds']:.1f}"),
+        *[(f"documents {name}", str(d[key])) for name, key in
+          (("requested", "requested"), ("put", "put"), ("unchanged", "skippedUnchanged"), ("failed", "failed"))],
+        *[(f"deletes {key}", str(x[key])) for key in ("requested", "deleted", "failed")],
+        *[(f"kendra {name}", str(k[key])) for name, key in
+          (("put calls", "batchPutCalls"), ("delete calls", "batchDeleteCalls"), ("status calls", "statusCalls"),
+           ("throttled", "throttled"))],
+        *[(f"failures {code}", str(n)) for code, n in sorted(codes.items())],
+    ]
+
+
+def side_by_side(results: dict[str, tuple[dict[str, Any], bytes]]) -> str:
+    """The options' summaries as one table: a row per measure, a column per option, ``*`` where they differ."""
+    columns = {option: dict(_rows(summary, failures)) for option, (summary, failures) in results.items()}
+    labels: list[str] = []
+    for rows in columns.values():
+        labels.extend(label for label in rows if label not in labels)
+    width = max(len(label) for label in labels) + 2
+    cells = {option: max(len(option), *(len(v) for v in rows.values())) + 2 for option, rows in columns.items()}
+    lines = ["Side by side (* = the options disagree; durations always differ)",
+             "  " + "".ljust(width) + "".join(option.rjust(cells[option]) for option in columns)]
+    for label in labels:
+        values = [columns[option].get(label, "-") for option in columns]
+        mark = " *" if len(set(values)) > 1 and label != "duration (s)" else ""
+        lines.append("  " + label.ljust(width)
+                     + "".join(v.rjust(cells[option]) for option, v in zip(columns, values, strict=True)) + mark)
+    return "\n".join(lines)
 
 
 def render(option: str, job_id: str, summary: dict, failures: bytes, folder: Path) -> str:

@@ -159,6 +159,16 @@ def disable_env_overlay() -> None:
             _original_thread_start = None
 
 
+def current_function_name() -> str | None:
+    """The name of the function whose invocation runs on the calling thread (None outside any).
+
+    Read from the thread's overlay, not ``os.environ``: the process itself may carry the variable.
+    """
+    overlay = _overlay()
+    name = overlay.get("AWS_LAMBDA_FUNCTION_NAME") if overlay is not None else None
+    return name if isinstance(name, str) else None
+
+
 @contextmanager
 def env_overlay(variables: dict[str, str]) -> Iterator[None]:
     """Apply ``variables`` to ``os.environ`` for the calling thread only (requires the overlay enabled)."""
@@ -509,6 +519,7 @@ __all__ = [
     "LambdaContext",
     "LambdaRuntime",
     "active_runtime",
+    "current_function_name",
     "disable_env_overlay",
     "enable_env_overlay",
     "env_overlay",

@@ -31,6 +31,8 @@ INDEX_ID = "00000000-0000-4000-8000-000000000000"
 PREFIX_ROOT = "jobs"
 #: How long nothing may run while a report is still missing before the run counts as broken.
 QUIET_SECONDS = 5.0
+#: Option sqs: how often a stalled wait runs the watchdog (its 5-minute schedule) before giving up.
+WATCHDOG_RUNS_WHEN_STALLED = 2
 
 
 class SandboxError(RuntimeError):
@@ -54,6 +56,9 @@ class SandboxOptions:
     config: dict[str, Any] = field(default_factory=dict)
     indexing_delay_seconds: float = 0.0
     lambda_logs: bool = False
+    #: Option sqs: probability that a message processed on its first receive is not deleted (a lost
+    #: delete, or a visibility timeout that ran out first), so SQS delivers it a second time.
+    sqs_redeliver: float = 0.0
     #: Record every boto3 call each function makes (``Sandbox.aws_calls``; see sandbox/iam_recorder.py).
     record_calls: bool = False
 
@@ -86,6 +91,10 @@ class Sandbox:
         self._stack = ExitStack()
         self._submitted: list[str] = []
         self._uploads = 0
+        #: Option sqs: the local event source mappings (None for option sfn).
+        self.event_sources: Any = None
+        #: Option sqs: watchdog runs that wait() made because the pipeline had gone quiet.
+        self.watchdog_runs = 0
 
     # -- lifecycle -------------------------------------------------------------------------------
     def __enter__(self) -> Sandbox:
@@ -102,7 +111,7 @@ class Sandbox:
     def _start(self) -> None:
         from moto import mock_aws
 
-        from sandbox import eventbridge, lambdas, moto_fixes
+        from sandbox import eventbridge, lambdas, moto_fixes, sqs
         from sandbox.deploy import deploy
         from sandbox.kendra_emulator import KendraEmulator
 
@@ -127,20 +136,28 @@ class Sandbox:
 
         self.aws_calls: RecordedCalls = enter(recording()) if o.record_calls else RecordedCalls()
         enter(moto_fixes.applied(wait_scale=o.wait_scale))
-        config = {"kendraIndexId": INDEX_ID, **o.config}
+        # The operator sets kendraTps to the index's quota; the sandbox's quota is the emulated one.
+        quota = {"kendraTps": o.kendra_tps} if o.kendra_tps else {}
+        config = {"kendraIndexId": INDEX_ID, **quota, **o.config}
         self.deployment = deploy(config, stack=o.option)
         self.outputs = self.deployment.outputs
         self.runtime = enter(lambdas.installed(self.deployment))
         self.delivery = enter(eventbridge.installed(duplicate_events=o.duplicate_events))
+        if self.deployment.event_source_mappings:
+            # Failed messages come back after the queue's visibility timeout in sandbox time (wait_scale).
+            self.event_sources = enter(sqs.installed(
+                self.deployment.event_source_mappings, self.runtime, visibility_scale=o.wait_scale,
+                redeliver=o.sqs_redeliver, seed=o.seed))
         if not o.lambda_logs:
             # The handlers' structured logs are for CloudWatch; in the sandbox they drown the progress.
             logging.getLogger("kendra-ingestion").setLevel(logging.WARNING)
             # moto's ASL interpreter logs every absent optional path a Choice probes (IsPresent) as an error.
             logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
         self._subscribe_notifications()
-        from kendra_ingest import aws
+        from kendra_ingest import aws, runtime
 
         aws.reset_clients()
+        runtime.reset_caches()  # a new sandbox is a new index: no DescribeIndex answer carries over
 
     def _read_s3(self, bucket: str, key: str) -> bytes:
         return self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
@@ -155,6 +172,8 @@ class Sandbox:
         sns.subscribe(TopicArn=self.outputs["notification_topic_arn"], Protocol="sqs", Endpoint=arn)
         self._notifications_url = url
         self._notifications: dict[str, dict[str, Any]] = {}
+        #: Every notification received, in order (``notifications()`` keeps the last one per job).
+        self.notification_log: list[dict[str, Any]] = []
 
     # -- jobs ------------------------------------------------------------------------------------
     def submit(self, directory: Path, *, prefix: str | None = None) -> str:
@@ -186,32 +205,77 @@ class Sandbox:
         pages = sfn.get_paginator("list_executions").paginate(stateMachineArn=arn, statusFilter="RUNNING")
         return sum(len(p["executions"]) for p in pages)
 
+    def _idle(self) -> tuple[bool, int]:
+        """(nothing running anywhere, running executions). For sqs: every queue and DLQ empty too."""
+        if self.options.option == "sfn":
+            running = self._running()
+            return running == 0 and self.runtime.idle(), running
+        esm = self.event_sources
+        if esm is None:
+            return self.runtime.idle(), 0
+        # A handler may send a message and finish between two looks: look again and compare activity.
+        before = (esm.activity, len(self.runtime.invocations))
+        idle = esm.idle() and self.runtime.idle() and esm.idle()
+        return idle and before == (esm.activity, len(self.runtime.invocations)), 0
+
+    def _run_watchdog(self) -> bool:
+        """Option sqs: run the watchdog now, as its schedule would have (False when none is deployed)."""
+        name = self.outputs.get("function_names", {}).get("watchdog")
+        if self.options.option != "sqs" or not name:
+            return False
+        self.watchdog_runs += 1
+        if not self.options.quiet:
+            print("  ... the pipeline went quiet: running the watchdog (its 5-minute schedule)", file=sys.stderr)
+        self.runtime.invoke_async(name, {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}})
+        return True
+
     def wait(self, job_ids: list[str] | None = None) -> None:
-        """Until every submitted job has its summary and nothing is running (bounded time)."""
+        """Until every submitted job has its summary and nothing is running (bounded time).
+
+        Option sqs: also every queue and dead-letter queue empty. When everything stopped but a report
+        is missing, the watchdog runs (at most ``WATCHDOG_RUNS_WHEN_STALLED`` times, counted in
+        :attr:`watchdog_runs`) before the run counts as broken.
+        """
         job_ids = job_ids or self._submitted
         deadline = time.monotonic() + self.options.timeout_seconds
         reports = self.outputs["reports_bucket"]
         shown = -1.0
         quiet_since: float | None = None
+        watchdog_budget = WATCHDOG_RUNS_WHEN_STALLED
         while True:
             done = [j for j in job_ids if self._exists(reports, f"_reports/{j}/summary.json")]
-            running = self._running() if self.options.option == "sfn" else 0
-            idle = running == 0 and self.runtime.idle()
+            idle, running = self._idle()
             if len(done) == len(job_ids) and idle:
                 return
             # Everything stopped but a report is missing: the pipeline itself broke.
             quiet_since = (quiet_since or time.monotonic()) if idle else None
+            if quiet_since is not None and time.monotonic() - quiet_since > QUIET_SECONDS / 2 and watchdog_budget:
+                watchdog_budget -= 1
+                if self._run_watchdog():
+                    quiet_since = None
+                    continue
             if quiet_since is not None and time.monotonic() - quiet_since > QUIET_SECONDS:
                 missing = sorted(set(job_ids) - set(done))
                 raise SandboxError(f"the pipeline stopped without writing the report of {missing}")
             if errors := self.delivery_errors():
                 raise SandboxError(f"event delivery failed: {errors[0]}")
+            if self.event_sources is not None:
+                if self.event_sources.errors:
+                    raise SandboxError(f"event source mapping failed: {self.event_sources.errors[0]}")
+                if stuck := self.event_sources.stuck():
+                    raise SandboxError(f"the pipeline cannot settle a message: {stuck[0]}")
             now = time.monotonic()
             if not self.options.quiet and now - shown >= 2:
                 shown = now
                 calls = len(self.emulator.calls)
-                print(f"  ... {len(done)}/{len(job_ids)} jobs reported, {running} executions running, "
-                      f"{calls} Kendra calls", file=sys.stderr)
+                if self.event_sources is not None:
+                    queues = ", ".join(f"{name.removesuffix('.fifo')} {visible}+{flight}"
+                                       for name, (visible, flight) in self.event_sources.depths().items())
+                    where = f"queues (waiting+in flight): {queues}"
+                else:
+                    where = f"{running} executions running"
+                print(f"  ... {len(done)}/{len(job_ids)} jobs reported, {where}, {calls} Kendra calls",
+                      file=sys.stderr)
             if now > deadline:
                 missing = sorted(set(job_ids) - set(done))
                 raise SandboxError(f"jobs did not finish within {self.options.timeout_seconds:.0f}s: {missing}")
@@ -249,6 +313,7 @@ class Sandbox:
                 note = {"subject": envelope.get("Subject"), "message": envelope.get("Message")}
                 summary = _trailing_json(note["message"] or "")
                 job_id = summary.get("jobId") if summary else None
+                self.notification_log.append({**note, "jobId": job_id})
                 self._notifications.setdefault(job_id or "unknown", note)
                 if job_id:
                     self._notifications[job_id] = {**note, "summary": summary}
@@ -308,12 +373,12 @@ def _crash_after_kendra(probability: float, seed: int | None) -> Iterator[None]:
             raise SimulatedCrash(f"sandbox: handler died right after a successful {model.name}")
 
     def remember(params: dict[str, Any], context: Any, **kwargs: Any) -> None:
-        context["sandbox_params"] = params
+        context["sandbox_params"] = dict(params)
 
     def create_client(self: Any, service_name: str, *args: Any, **kwargs: Any) -> Any:
         client = original(self, service_name, *args, **kwargs)
         if service_name == "kendra":
-            client.meta.events.register("before-call.kendra", remember)
+            client.meta.events.register("before-parameter-build.kendra", remember)
             client.meta.events.register("after-call.kendra", crash)
         return client
 
@@ -335,12 +400,13 @@ def _recording_s3_reads(reads: list[str]) -> Iterator[None]:
     original = botocore.client.ClientCreator.create_client
 
     def record(params: dict[str, Any], **kwargs: Any) -> None:
-        reads.append(params.get("Key", ""))
+        reads.append(params["Key"])
 
     def create_client(self: Any, service_name: str, *args: Any, **kwargs: Any) -> Any:
         client = original(self, service_name, *args, **kwargs)
         if service_name == "s3":
-            client.meta.events.register("before-call.s3.GetObject", record)
+            # before-parameter-build sees the API parameters (before-call only the serialised request).
+            client.meta.events.register("before-parameter-build.s3.GetObject", record)
         return client
 
     botocore.client.ClientCreator.create_client = create_client  # type: ignore[method-assign]
