@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -32,7 +33,8 @@ class Clock:
 
 @pytest.fixture
 def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for name, value in {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+    fake = {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": "us-east-1"}
+    for name, value in fake.items():
         monkeypatch.setenv(name, value)
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
@@ -53,7 +55,7 @@ def test_calls_are_spread_evenly_at_the_rate(dynamodb: Any) -> None:
     assert starts[-1] - starts[0] < 4.0
     for second in {int(t) for t in starts}:
         assert sum(1 for t in starts if second <= t < second + 1) <= 5
-    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
     assert min(gaps) >= 0.2 - 0.01  # evenly spaced (up to the 10 ms wake-up jitter): no bursts
 
 
