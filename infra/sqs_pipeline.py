@@ -220,6 +220,17 @@ class SqsPipeline(Pipeline):
                     threshold=float(OLDEST_MESSAGE_AGE_ALARM_SECONDS),
                 ),
             )
+        # A dead letter no job can be identified from is quarantined in the reports bucket and counted:
+        # the DLQ-depth alarm cannot see it (it was acknowledged), so this metric must alarm instead.
+        self.watches += (
+            Watch(
+                name="unreadable-dead-letters",
+                description="a dead letter that names no known job was quarantined under _deadletters/",
+                namespace="KendraIngestion",
+                metric_name="UnreadableDeadLetters",
+                dimensions={"service": "kendra-ingestion"},
+            ),
+        )
         self.outputs = {
             "put_queue_url": self.put.queue.url,
             "delete_queue_url": self.delete.queue.url,

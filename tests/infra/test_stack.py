@@ -100,7 +100,7 @@ def test_the_sqs_resource_set(deploy: Deploy) -> None:
             RULE: 2,
             TARGET: 2,
             "aws:lambda/permission:Permission": 2,
-            "aws:cloudwatch/metricAlarm:MetricAlarm": 6 * 2 + 4,
+            "aws:cloudwatch/metricAlarm:MetricAlarm": 6 * 2 + 4 + 1,  # + unreadable dead letters
         }
     )
 
@@ -342,7 +342,8 @@ def test_alarms_cover_every_function_and_the_option(deploy: Deploy, stack: str) 
     if stack == "sfn":
         assert other == ["ExecutionsFailed", "ExecutionsTimedOut"]
     else:
-        assert other == ["ApproximateAgeOfOldestMessage"] * 2 + ["ApproximateNumberOfMessagesVisible"] * 2
+        assert other == (["ApproximateAgeOfOldestMessage"] * 2 + ["ApproximateNumberOfMessagesVisible"] * 2
+                         + ["UnreadableDeadLetters"])
 
 
 def test_lambda_memory_overrides_every_function(deploy: Deploy) -> None:
