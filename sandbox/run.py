@@ -348,17 +348,36 @@ def _trailing_json(message: str) -> dict[str, Any] | None:
 
 
 @contextmanager
+def _hooked_clients(service: str, hooks: list[tuple[str, Any]]) -> Iterator[None]:
+    """Register ``hooks`` (botocore event name, handler) on every ``service`` client created meanwhile."""
+    import botocore.client
+
+    original = botocore.client.ClientCreator.create_client
+
+    # Named create_client on purpose: iam_recorder recognises client-creation wrappers by that name.
+    def create_client(self: Any, service_name: str, *args: Any, **kwargs: Any) -> Any:
+        client = original(self, service_name, *args, **kwargs)
+        if service_name == service:
+            for event, handler in hooks:
+                client.meta.events.register(event, handler)
+        return client
+
+    botocore.client.ClientCreator.create_client = create_client  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        botocore.client.ClientCreator.create_client = original  # type: ignore[method-assign]
+
+
+@contextmanager
 def _crash_after_kendra(probability: float, seed: int | None) -> Iterator[None]:
     """Make a Kendra write raise in its caller after the emulator applied it (an ``after-call`` hook).
 
     Each decision is drawn from (seed, operation, document ids, how often this request was seen), not from
     one shared generator, so the same run crashes the same calls whatever the thread interleaving.
     """
-    import botocore.client
-
     seen: dict[str, int] = {}
     lock = threading.Lock()
-    original = botocore.client.ClientCreator.create_client
 
     def crash(http_response: Any, parsed: Any, model: Any, context: Any = None, **kwargs: Any) -> None:
         if model.name not in {"BatchPutDocument", "BatchDeleteDocument"}:
@@ -375,18 +394,8 @@ def _crash_after_kendra(probability: float, seed: int | None) -> Iterator[None]:
     def remember(params: dict[str, Any], context: Any, **kwargs: Any) -> None:
         context["sandbox_params"] = dict(params)
 
-    def create_client(self: Any, service_name: str, *args: Any, **kwargs: Any) -> Any:
-        client = original(self, service_name, *args, **kwargs)
-        if service_name == "kendra":
-            client.meta.events.register("before-parameter-build.kendra", remember)
-            client.meta.events.register("after-call.kendra", crash)
-        return client
-
-    botocore.client.ClientCreator.create_client = create_client  # type: ignore[method-assign]
-    try:
+    with _hooked_clients("kendra", [("before-parameter-build.kendra", remember), ("after-call.kendra", crash)]):
         yield
-    finally:
-        botocore.client.ClientCreator.create_client = original  # type: ignore[method-assign]
 
 
 @contextmanager
@@ -395,25 +404,12 @@ def _recording_s3_reads(reads: list[str]) -> Iterator[None]:
 
     Hooked on clients, not on moto's backend: moto reads objects internally (on put, for versioning).
     """
-    import botocore.client
-
-    original = botocore.client.ClientCreator.create_client
-
     def record(params: dict[str, Any], **kwargs: Any) -> None:
         reads.append(params["Key"])
 
-    def create_client(self: Any, service_name: str, *args: Any, **kwargs: Any) -> Any:
-        client = original(self, service_name, *args, **kwargs)
-        if service_name == "s3":
-            # before-parameter-build sees the API parameters (before-call only the serialised request).
-            client.meta.events.register("before-parameter-build.s3.GetObject", record)
-        return client
-
-    botocore.client.ClientCreator.create_client = create_client  # type: ignore[method-assign]
-    try:
+    # before-parameter-build sees the API parameters (before-call only the serialised request).
+    with _hooked_clients("s3", [("before-parameter-build.s3.GetObject", record)]):
         yield
-    finally:
-        botocore.client.ClientCreator.create_client = original  # type: ignore[method-assign]
 
 
 def run(inputs: list[Path], out: Path, options: SandboxOptions) -> int:
