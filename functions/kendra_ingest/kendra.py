@@ -32,8 +32,12 @@ from kendra_ingest.settings import MAX_DOCUMENTS_PER_CALL
 #: Full-jitter backoff: attempt n waits uniform(0, min(CAP, BASE * 2**(n-1))) seconds.
 BACKOFF_BASE_SECONDS = 0.2
 BACKOFF_CAP_SECONDS = 5.0
-#: Attempts per call (first included) even when the deadline is far away (a 15-minute Lambda).
+#: Attempts per call (first included) that failed for a reason other than throttling, even when the
+#: deadline is far away (a 15-minute Lambda): errors that persist are reported, not retried for ever.
 MAX_ATTEMPTS = 8
+#: Throttling only means "wait your turn": with many workers on one quota a call may be throttled far
+#: more often than it fails, so throttled attempts have their own, larger bound (about 2.5 min of backoff).
+MAX_THROTTLED_ATTEMPTS = 60
 
 #: Budget of the small control-plane calls (DescribeIndex, sync jobs) when the caller gives none.
 CONTROL_CALL_BUDGET_SECONDS = 30.0
@@ -116,6 +120,7 @@ class KendraIndex:
         self._rng = rng if rng is not None else random.Random()
         self._date_fields: frozenset[str] | None = None
         self._last_error = ""
+        self._limit_reached = False
         self._pacer = pacer
 
     @property
@@ -306,7 +311,7 @@ class KendraIndex:
         return [done[doc_id] for doc_id in ids]
 
     def _exhausted(self, attempts: int) -> str:
-        why = "attempt limit reached" if attempts >= MAX_ATTEMPTS else "deadline reached"
+        why = "attempt limit reached" if self._limit_reached else "deadline reached"
         last = self._last_error or "none"
         return f"gave up after {attempts} attempt(s) ({why}); last error: {last}"
 
@@ -319,21 +324,26 @@ class KendraIndex:
         Returns (ids left, attempts made, the fatal error if any).
         """
         pending = list(ids)
-        attempts = 0
+        attempts = failures = 0
         self._last_error = ""
+        self._limit_reached = False
         while pending:
             if deadline.expired():
                 return pending, attempts, None
             attempts += 1
+            throttled = False
             try:
                 pending = attempt(pending)
             except _Fatal as fatal:
                 return pending, attempts, fatal
             except _Retryable as exc:
                 self._last_error = str(exc)
+                throttled = exc.throttled
             if not pending:
                 break
-            if attempts >= MAX_ATTEMPTS:
+            failures += not throttled
+            if failures >= MAX_ATTEMPTS or attempts >= MAX_THROTTLED_ATTEMPTS:
+                self._limit_reached = True
                 return pending, attempts, None
             delay = self._backoff(attempts)
             if not deadline.allows(delay):
@@ -365,7 +375,7 @@ class KendraIndex:
             message = error.get("Message") or str(exc)
             if code in _THROTTLING:
                 self.calls.throttled += 1
-                raise _Retryable(f"{code}: {message}") from exc
+                raise _Retryable(f"{code}: {message}", throttled=True) from exc
             if code in _TRANSIENT or int(meta.get("HTTPStatusCode") or 0) >= 500:
                 raise _Retryable(f"{code}: {message}") from exc
             raise _Fatal(code, message) from exc
@@ -409,6 +419,10 @@ class KendraIndex:
 
 class _Retryable(Exception):
     """Internal: a call-level error worth retrying (throttling, 5xx, connection)."""
+
+    def __init__(self, message: str, *, throttled: bool = False) -> None:
+        super().__init__(message)
+        self.throttled = throttled
 
 
 def _unique_ids(ids: list[str], operation: str) -> list[str]:

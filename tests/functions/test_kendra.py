@@ -23,6 +23,7 @@ from kendra_ingest.kendra import (
     BACKOFF_BASE_SECONDS,
     BACKOFF_CAP_SECONDS,
     MAX_ATTEMPTS,
+    MAX_THROTTLED_ATTEMPTS,
     STATUS_ERROR,
     KendraError,
     KendraIndex,
@@ -223,15 +224,31 @@ def test_deadline_stops_retries_and_reports_retries_exhausted(t: FakeTime) -> No
     assert fake.sent_ids()[1:] == [["b", "c"]] * (len(fake.requests) - 1)
 
 
-def test_attempt_limit_bounds_retries_without_deadline(t: FakeTime) -> None:
+def test_attempt_limit_bounds_throttled_retries_without_deadline(t: FakeTime) -> None:
     fake = FakeKendra([client_error("ThrottlingException")] * 100)
     index = make_index(fake, t)
     outcomes = index.put(docs("a"), deadline=Deadline.never(clock=t.clock))
-    assert len(fake.requests) == MAX_ATTEMPTS
+    assert len(fake.requests) == MAX_THROTTLED_ATTEMPTS
     assert outcomes[0].error_code == "RetriesExhausted"
     assert "attempt limit" in outcomes[0].error_message and "ThrottlingException" in outcomes[0].error_message
-    assert index.calls.throttled == MAX_ATTEMPTS
+    assert index.calls.throttled == MAX_THROTTLED_ATTEMPTS
     assert all(s <= BACKOFF_CAP_SECONDS for s in t.sleeps)
+
+
+def test_failures_other_than_throttling_have_the_smaller_limit(t: FakeTime) -> None:
+    fake = FakeKendra([client_error("InternalServerException", status=500)] * 100)
+    index = make_index(fake, t)
+    outcomes = index.put(docs("a"), deadline=Deadline.never(clock=t.clock))
+    assert len(fake.requests) == MAX_ATTEMPTS
+    assert "attempt limit" in outcomes[0].error_message
+
+
+def test_throttling_does_not_use_up_the_failure_limit(t: FakeTime) -> None:
+    throttles = [client_error("ThrottlingException")] * (MAX_ATTEMPTS + 5)
+    fake = FakeKendra(throttles)  # then success
+    index = make_index(fake, t)
+    outcomes = index.put(docs("a"), deadline=Deadline.never(clock=t.clock))
+    assert outcomes[0].status == "put" and index.calls.throttled == MAX_ATTEMPTS + 5
 
 
 def test_expired_deadline_sends_nothing(t: FakeTime) -> None:
