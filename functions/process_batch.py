@@ -23,4 +23,4 @@ def handler(event: dict, context: object) -> None:
     else:
         index = kendra_index(s, sync_job_id=event.get("syncJobId"))
         result = parts.process_delete(part, index=index, ledger=ledger(s), deadline=deadline(context))
-    parts.save(s.reports_bucket, result)
+    parts.save(s.reports_bucket, result, job.run_id)

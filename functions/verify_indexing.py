@@ -11,6 +11,6 @@ def handler(event: dict, context: object) -> dict:
     if not s.verify_indexing:
         return {"done": True}
     job = Job.model_validate(event["job"])
-    state = verify(job.job_id, reports_bucket=s.reports_bucket, index=kendra_index(s), ledger=ledger(s),
+    state = verify(job, reports_bucket=s.reports_bucket, index=kendra_index(s), ledger=ledger(s),
                    deadline=deadline(context))
     return {"done": state.done, "pending": len(state.pending), "verified": state.verified}

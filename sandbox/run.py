@@ -90,6 +90,7 @@ class Sandbox:
         self.options = options
         self._stack = ExitStack()
         self._submitted: list[str] = []
+        self._before: dict[str, str | None] = {}
         self._uploads = 0
         #: Option sqs: the local event source mappings (None for option sfn).
         self.event_sources: Any = None
@@ -192,10 +193,24 @@ class Sandbox:
                 self.s3.put_object(Bucket=bucket, Key=f"{prefix}/{rel}", Body=path.read_bytes())
         raw = manifest.read_bytes()
         key = f"{prefix}/_control/manifest.json"
-        self.s3.put_object(Bucket=bucket, Key=key, Body=raw)
         job_id = derive_job_id(key, raw)
+        # A job id can run again: only a summary written after this upload reports this run.
+        self._before[job_id] = self._summary_etag(job_id)
+        self.s3.put_object(Bucket=bucket, Key=key, Body=raw)
         self._submitted.append(job_id)
         return job_id
+
+    def _summary_etag(self, job_id: str) -> str | None:
+        try:
+            return self.s3.head_object(Bucket=self.outputs["reports_bucket"],
+                                       Key=f"_reports/{job_id}/summary.json")["ETag"]
+        except self.s3.exceptions.ClientError:
+            return None
+
+    def _reported(self, job_id: str) -> bool:
+        """The job's summary exists and was written after its (latest) upload."""
+        etag = self._summary_etag(job_id)
+        return etag is not None and etag != self._before.get(job_id)
 
     def _running(self) -> int:
         import boto3
@@ -238,12 +253,11 @@ class Sandbox:
         """
         job_ids = job_ids or self._submitted
         deadline = time.monotonic() + self.options.timeout_seconds
-        reports = self.outputs["reports_bucket"]
         shown = -1.0
         quiet_since: float | None = None
         watchdog_budget = WATCHDOG_RUNS_WHEN_STALLED
         while True:
-            done = [j for j in job_ids if self._exists(reports, f"_reports/{j}/summary.json")]
+            done = [j for j in job_ids if self._reported(j)]
             idle, running = self._idle()
             if len(done) == len(job_ids) and idle:
                 return
@@ -283,13 +297,6 @@ class Sandbox:
 
     def delivery_errors(self) -> list[Any]:
         return [e for e in self.delivery.items if type(e).__name__ == "DeliveryError"]
-
-    def _exists(self, bucket: str, key: str) -> bool:
-        try:
-            self.s3.head_object(Bucket=bucket, Key=key)
-            return True
-        except self.s3.exceptions.ClientError:
-            return False
 
     # -- results ---------------------------------------------------------------------------------
     def report(self, job_id: str) -> tuple[dict[str, Any], bytes]:

@@ -3,19 +3,26 @@
 The steps (each handler of option sqs calls one of them):
 
 - :func:`produce` (producer): load the manifest, claim the run, take the source lock or wait for it,
-  plan once, send one message per part, then seal the part total.
+  plan once, start the data source's sync job (``kendraDataSourceId``) or wait for it, send one message
+  per part, then seal the part total.
 - :func:`work` (put_worker / del_worker): process one part message unless its completion marker
   exists, save its result, complete the part (conditional marker + counter in one transaction).
 - :func:`dead_letter` (dead_letter): a part whose message exhausted its receives fails as
   ``DeadLettered`` and still completes, so the job can finish.
-- :func:`summarize` (summarizer): exactly one winner writes the report, notifies, releases the source
-  lock and starts the next job waiting for that source.
+- :func:`summarize` (summarizer): exactly one winner stops the job's sync job, writes the report,
+  notifies, releases the source lock and starts the next job waiting for that source.
 - :func:`watch` (watchdog): summarize jobs whose last part completion never triggered it, abort jobs
   that stopped moving, start waiting jobs whose source is free, release locks of finished runs.
 
 The fan-in id of a run is its run record, ``locking.run_record(runId)`` (``run-<runId>``): a re-upload of
 the same manifest is a new run with its own counters and markers. Lambda async invokes go through
 :func:`invoke_async` only, so tests can replace that one function.
+
+The data source (``kendraDataSourceId``) runs one sync job at a time, shared by every source. A run that
+finds it busy (:class:`~kendra_ingest.kendra.SyncJobBusy`) keeps its source lock (later jobs of its
+source stay behind it), gives up its production claim and is recorded as waiting, like a run waiting for
+its source: the watchdog re-invokes its producer every round until the sync job starts (the committed
+plan is reused), and the summarizer of a job of the same source starts it as its next job.
 """
 
 from __future__ import annotations
@@ -32,9 +39,10 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from kendra_ingest import aws, finish, locking, parts, plan, store, verify
+from kendra_ingest import aws, finish, locking, parts, plan, store, sync, verify
 from kendra_ingest import job as jobs
 from kendra_ingest.job import Job
+from kendra_ingest.kendra import SyncJobBusy
 from kendra_ingest.lock import JobProgress, JobRecord, Lock, source_lock_key
 from kendra_ingest.models import DeletePart, ErrorCode, PutPart, Wire
 from kendra_ingest.runtime import date_fields, kendra_index, ledger, logger
@@ -90,13 +98,15 @@ def producer_owner(run_id: str) -> str:
 
 
 class PartMessage(Wire):
-    """A queue message: the part's wire shape (DESIGN section 6) plus the run and the source."""
+    """A queue message: the part's wire shape (DESIGN section 6) plus the run and the source, and the
+    execution id of the job's data-source sync job when ``kendraDataSourceId`` is configured."""
 
     action: Literal["put", "delete"]
     job_id: str
     part: int
     run_id: str
     source: str
+    sync_job_id: str | None = None
 
     @property
     def part_id(self) -> str:
@@ -108,8 +118,9 @@ def part_id(part: PutPart | DeletePart) -> str:
     return f"{part.action}-{part.part}"
 
 
-def message_body(part: PutPart | DeletePart, *, run_id: str, source: str) -> str:
-    return json.dumps({**part.model_dump(by_alias=True), "runId": run_id, "source": source},
+def message_body(part: PutPart | DeletePart, *, run_id: str, source: str, sync_job_id: str | None = None) -> str:
+    extra = {"syncJobId": sync_job_id} if sync_job_id else {}
+    return json.dumps({**part.model_dump(by_alias=True), "runId": run_id, "source": source, **extra},
                       separators=(",", ":"), sort_keys=True, ensure_ascii=False)
 
 
@@ -155,9 +166,11 @@ def _batches(entries: Sequence[dict[str, str]]) -> Iterator[list[dict[str, str]]
 
 def send_parts(
     items: Sequence[PutPart | DeletePart], *, job: Job, settings: Settings, sqs: Any = None,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], None] = time.sleep, sync_job_id: str | None = None,
 ) -> int:
     """Send one message per part; returns how many. Raises :class:`SendFailed` unless every send succeeded.
+
+    ``sync_job_id`` (the job's data-source sync job) goes into every body as ``syncJobId``.
 
     Entries that SQS reports as ``Failed`` are retried with jittered backoff (a sender fault is not
     retried: resending the same request cannot fix it).
@@ -165,7 +178,7 @@ def send_parts(
     sqs = sqs or aws.client("sqs")
     queued: dict[str, list[dict[str, str]]] = {}
     for part in items:
-        body = message_body(part, run_id=job.run_id, source=job.source)
+        body = message_body(part, run_id=job.run_id, source=job.source, sync_job_id=sync_job_id)
         url = settings.put_queue_url if isinstance(part, PutPart) else settings.delete_queue_url
         queued.setdefault(str(url), []).append({
             "Id": part_id(part),
@@ -332,7 +345,20 @@ def produce(
         store.write_json(settings.reports_bucket, job.work_key("job.json"), job.dump())
         logger.info("planned", extra={"jobId": job.job_id, "runId": job.run_id, "parts": result.parts,
                                       "error": result.error})
-    send_parts(items, job=job, settings=settings, sqs=sqs)
+    try:
+        # After the plan is committed: a run that waits for the data source does not plan again.
+        sync_job_id = sync.start(settings, job) if items else None
+    except SyncJobBusy as exc:
+        # The data source runs another sync job (another source's job, or one started elsewhere). Lambda
+        # would retry this async event only twice: wait like for a held source instead (module docstring).
+        # The production claim goes first, so a restart can take it once the entry below exists.
+        lock.heartbeat(f"{PRODUCE_PREFIX}{run}", request_id, -1)  # an already ended lease (no DeleteItem)
+        add_waiting(lock, job, event)
+        logger.info("waiting for the data source", extra={"jobId": job.job_id, "runId": job.run_id,
+                                                          "reason": exc.message})
+        return Produced(status="waiting", job_id=job.job_id, run_id=job.run_id,
+                        held_by=f"dataSource:{settings.kendra_data_source_id}")
+    send_parts(items, job=job, settings=settings, sqs=sqs, sync_job_id=sync_job_id)
     progress = lock.seal_job(run, len(items))
     if progress.complete:
         _request_summary(settings, job.job_id, job.run_id, invoke)
@@ -356,7 +382,7 @@ def _request_summary(settings: Settings, job_id: str, run_id: str, invoke: Invok
 def _complete(settings: Settings, lock: Lock, message: PartMessage, result: parts.PartResult,
               invoke: Invoker | None) -> JobProgress:
     """Save the part's result, then count it once; ask for the summary when it was the last part."""
-    parts.save(str(settings.reports_bucket), result)
+    parts.save(str(settings.reports_bucket), result, message.run_id)
     counts: dict[str, int] = {}
     for outcome in result.outcomes:
         counts[outcome.status] = counts.get(outcome.status, 0) + 1
@@ -380,7 +406,8 @@ def work(
         raise ValueError(f"a {part.action} part arrived on the {operation} queue")
     if lock.part_completed(locking.run_record(message.run_id), message.part_id):
         return "already done"
-    index = kendra_index(settings)  # one per part: its call counts are the part's
+    # One per part (its call counts are the part's); inside the job's data-source sync job if any.
+    index = kendra_index(settings, sync_job_id=message.sync_job_id)
     if isinstance(part, PutPart):
         result = parts.process_put(
             part, source=message.source, index=index, ledger=ledger(settings), deadline=deadline,
@@ -498,6 +525,10 @@ def summarize(
     if not lock.try_start_summary(run, owner, SUMMARY_LEASE_SECONDS):
         return {"summarized": False, "reason": "summary owned by another invocation"}
 
+    # Every part is done (or the job is aborted): end the sync job now, not after verification, so a job
+    # waiting for the data source can start sooner (idempotent: a retried summary stops nothing twice).
+    sync.stop(settings, job)
+
     if settings.verify_indexing and not (request.abort or job.error):
         _verify(settings, job, deadline, sleep)
     report, _ = finish.finish(job, option="sqs", reports_bucket=str(settings.reports_bucket), error=request.abort)
@@ -514,7 +545,7 @@ def _verify(settings: Settings, job: Job, deadline: Any, sleep: Callable[[float]
     """Poll indexing while the Lambda has time; documents still processing are reported as pending."""
     while True:
         # A fresh index per round: verify() adds the index's call counts to its saved state.
-        state = verify.verify(job.job_id, reports_bucket=str(settings.reports_bucket),
+        state = verify.verify(job, reports_bucket=str(settings.reports_bucket),
                               index=kendra_index(settings), ledger=ledger(settings), deadline=deadline)
         if state.done or not deadline.allows(VERIFY_POLL_SECONDS + FINISH_RESERVE_SECONDS):
             return
@@ -620,7 +651,14 @@ def watch(
             done.aborted.append(job.run_id)
 
     for source, entries in waiting.items():
-        if entries and settings.producer_function and not lock.holder(source_lock_key(source)).acquired:
-            invoke(settings.producer_function, entries[0].event)
-            done.started.append(entries[0].run_id)
+        if not entries or not settings.producer_function:
+            continue
+        holder = lock.holder(source_lock_key(source))
+        # A free source starts its oldest waiting run; a run that holds its source waits for the data
+        # source's sync job (see the module docstring) and is retried until it gets one.
+        holders = {producer_owner(w.run_id): w for w in entries}
+        restart = holders.get(holder.held_by or "") if holder.acquired else entries[0]
+        if restart is not None:
+            invoke(settings.producer_function, restart.event)
+            done.started.append(restart.run_id)
     return done

@@ -49,7 +49,7 @@ def finish(job: Job, *, option: str, reports_bucket: str, error: str | None = No
     parts = store.read_json(reports_bucket, job.work_key("parts.json")) or [] if plan else []
     for item in parts:
         part = parse(item)
-        saved = store.read_json(reports_bucket, result_key(job.job_id, part.action, part.part))
+        saved = store.read_json(reports_bucket, result_key(job.job_id, job.run_id, part.action, part.part))
         if saved is None:
             # The part never finished: every one of its documents is accounted for as aborted.
             result = fail(part, ErrorCode.JOB_ABORTED, "the job ended before this document was processed"

@@ -1,7 +1,7 @@
 """A job: one manifest, from the event that announced it to the state every step passes on.
 
 The :class:`Job` travels between steps (Step Functions state, queue messages), so it stays small:
-document lists and results live in S3 under ``_work/<jobId>/`` of the reports bucket.
+document lists and results live in S3 under ``_work/<jobId>/<runId>/`` of the reports bucket.
 """
 
 from __future__ import annotations
@@ -41,8 +41,12 @@ class Job(Wire):
         return f"{self.prefix}/batches/" if self.prefix else "batches/"
 
     def work_key(self, name: str) -> str:
-        """Key of an intermediate object of this job in the reports bucket."""
-        return f"_work/{self.job_id}/{name}"
+        """Key of an intermediate object of this run of the job in the reports bucket.
+
+        Per run, not per job id: a re-upload of the same manifest is a new run and must not find the
+        previous run's plan, part results or verification state.
+        """
+        return f"_work/{self.job_id}/{self.run_id}/{name}"
 
     def dump(self) -> dict[str, Any]:
         return self.model_dump(by_alias=True, exclude_none=True)

@@ -2,7 +2,7 @@
 
 The same functions serve option sfn (ProcessBatch) and option sqs (the workers). A part's result is
 written twice: ``_reports/<jobId>/<put|delete>/part-NNNNN.csv`` (its failure rows, the contract)
-and ``_work/<jobId>/results/<op>-NNNNN.json`` (outcomes and Kendra counts, for the summary).
+and ``_work/<jobId>/<runId>/results/<op>-NNNNN.json`` (outcomes and Kendra counts, for the summary).
 """
 
 from __future__ import annotations
@@ -29,8 +29,9 @@ class PartResult(Wire):
     kendra: KendraCounts = KendraCounts()
 
 
-def result_key(job_id: str, operation: Operation, part: int) -> str:
-    return f"_work/{job_id}/results/{operation}-{part:05d}.json"
+def result_key(job_id: str, run_id: str, operation: Operation, part: int) -> str:
+    """Where a part's result of one run of a job is kept (see :meth:`kendra_ingest.job.Job.work_key`)."""
+    return f"_work/{job_id}/{run_id}/results/{operation}-{part:05d}.json"
 
 
 def process_put(
@@ -109,12 +110,12 @@ def fail(part: PutPart | DeletePart, code: str, message: str) -> PartResult:
                       outcomes=[Outcome.failed(i, operation, code, message) for i in ids])
 
 
-def save(reports_bucket: str, result: PartResult) -> None:
+def save(reports_bucket: str, result: PartResult, run_id: str) -> None:
     """Write the part's failure rows (contract CSV) and its result (for the summary)."""
     rows = reports.failure_rows(result.job_id, result.outcomes)
     store.write(reports_bucket, reports.part_key(result.job_id, result.operation, result.part),
                 reports.write_failures_csv(rows), "text/csv")
-    store.write_json(reports_bucket, result_key(result.job_id, result.operation, result.part),
+    store.write_json(reports_bucket, result_key(result.job_id, run_id, result.operation, result.part),
                      result.model_dump(by_alias=True, exclude_none=True))
 
 

@@ -1,7 +1,7 @@
 """Indexing verification: Kendra indexes asynchronously, so a put is only final once
 ``BatchGetDocumentStatus`` says INDEXED/UPDATED (or FAILED, which becomes an ``IndexingFailed`` row).
 
-Each call checks the documents still pending and keeps its state in ``_work/<jobId>/verify.json``,
+Each call checks the documents still pending and keeps its state in ``_work/<jobId>/<runId>/verify.json``,
 so the caller (a Step Functions Wait loop, or a delayed queue message) can poll without carrying ids.
 """
 
@@ -12,6 +12,7 @@ from typing import Any
 
 from kendra_ingest import store
 from kendra_ingest.deadline import Deadline
+from kendra_ingest.job import Job
 from kendra_ingest.models import ErrorCode, Failure, KendraCounts, Wire
 
 #: Give up waiting after this long; documents still processing are reported as ``pending``.
@@ -29,23 +30,23 @@ class VerifyState(Wire):
     done: bool = False
 
 
-def put_ids(reports_bucket: str, job_id: str) -> list[str]:
+def put_ids(reports_bucket: str, job: Job) -> list[str]:
     """Ids of the documents this job put, from the part results."""
     ids: list[str] = []
-    for key in store.keys(reports_bucket, f"_work/{job_id}/results/put-"):
+    for key in store.keys(reports_bucket, job.work_key("results/put-")):
         result = store.read_json(reports_bucket, key) or {}
         ids.extend(o["documentId"] for o in result.get("outcomes", ()) if o.get("status") == "put")
     return ids
 
 
-def verify(job_id: str, *, reports_bucket: str, index: Any, ledger: Any, deadline: Deadline,
+def verify(job: Job, *, reports_bucket: str, index: Any, ledger: Any, deadline: Deadline,
            now: float | None = None) -> VerifyState:
     """One verification round; returns the state with ``done`` when nothing is left to wait for."""
     now = time.time() if now is None else now
-    key = f"_work/{job_id}/verify.json"
+    key = job.work_key("verify.json")
     saved = store.read_json(reports_bucket, key)
     state = VerifyState.model_validate(saved) if saved else VerifyState(
-        started=now, pending=put_ids(reports_bucket, job_id))
+        started=now, pending=put_ids(reports_bucket, job))
     if state.done:
         return state
     statuses = index.status(state.pending, deadline=deadline) if state.pending else {}

@@ -8,6 +8,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+import boto3
 import pytest
 from kendra_ingest import fanin, locking, parts
 from kendra_ingest.deadline import Deadline
@@ -20,6 +21,14 @@ from tests.functions.sqs_world import REPORTS, Context, Published, World, make_w
 @pytest.fixture
 def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     yield from make_world(monkeypatch)
+
+
+
+def work_key(world: World, job_id: str, name: str) -> str:
+    """The key of a work object of the job's only run (work state is kept per run)."""
+    (key,) = [o["Key"] for o in world.s3.list_objects_v2(Bucket=REPORTS, Prefix=f"_work/{job_id}/")["Contents"]
+              if o["Key"].endswith(f"/{name}")]
+    return key
 
 
 def produce(world: World, event: dict[str, Any], **kwargs: Any) -> fanin.Produced:
@@ -70,7 +79,7 @@ def test_producer_packs_shards_and_dedups(world: World) -> None:
     assert produced.status == "sealed"
 
     puts, deletes = messages(world, world.put_url), messages(world, world.delete_url)
-    saved = json.loads(world.s3.get_object(Bucket=REPORTS, Key="_work/pack-1/parts.json")["Body"].read())
+    saved = json.loads(world.s3.get_object(Bucket=REPORTS, Key=work_key(world, "pack-1", "parts.json"))["Body"].read())
     assert produced.parts == len(puts) + len(deletes) == len(saved)
     assert len(deletes) == 3  # 23 ids, 10 per request
     run_id = produced.run_id
@@ -119,12 +128,12 @@ def test_failing_send_does_not_seal_and_a_retry_reuses_the_plan(world: World, mo
     run = locking.run_record(fanin.jobs.ManifestEvent.parse(event).run_id)
     assert world.lock.progress(run).parts is None  # not sealed
     assert world.invoked == []
-    first_plan = world.s3.get_object(Bucket=REPORTS, Key="_work/send-1/parts.json")["ETag"]
+    first_plan = world.s3.get_object(Bucket=REPORTS, Key=work_key(world, "send-1", "parts.json"))["ETag"]
 
     # The event is retried (same invocation: Lambda keeps the request id) and every send succeeds.
     again = produce(world, event)
     assert again.status == "sealed" and world.lock.progress(run).parts == 2
-    assert world.s3.get_object(Bucket=REPORTS, Key="_work/send-1/parts.json")["ETag"] == first_plan
+    assert world.s3.get_object(Bucket=REPORTS, Key=work_key(world, "send-1", "parts.json"))["ETag"] == first_plan
     assert len(messages(world, world.put_url)) == 2  # SQS dropped the resends of the first attempt
 
 
@@ -308,7 +317,8 @@ def test_a_job_waits_for_its_source_and_starts_after_the_summary(world: World) -
     assert fanin.watch(settings=world.settings(), lock=world.lock).started == []
     # Finish the first job by hand (its parts dead-lettered), then the summarizer starts the waiting one.
     run = locking.run_record(fanin.jobs.ManifestEvent.parse(first).run_id)
-    for item in json.loads(world.s3.get_object(Bucket=REPORTS, Key="_work/src-1/parts.json")["Body"].read()):
+    saved = world.s3.get_object(Bucket=REPORTS, Key=work_key(world, "src-1", "parts.json"))
+    for item in json.loads(saved["Body"].read()):
         part = parts.parse(item)
         world.lock.complete_part(run, fanin.part_id(part), {"failed": 1})
     result = summarize(world, {"runId": run.removeprefix("run-"), "jobId": "src-1"})
@@ -366,3 +376,108 @@ def test_summary_claim_expires_for_takeover_and_reenters_for_its_owner(world: Wo
     assert not lock.try_start_summary(run, "b", 60)
     late = Lock(lock.table_name, clock=lambda: fanin.time.time() + 120)
     assert late.try_start_summary(run, "b", 60)
+
+
+# ------------------------------------------------------------------------------------ data-source sync job
+
+
+DATA_SOURCE = "custom-source-1"
+
+
+def sync_history(world: World) -> list[dict[str, Any]]:
+    kendra = boto3.client("kendra", region_name="us-east-1")
+    return kendra.list_data_source_sync_jobs(Id=DATA_SOURCE, IndexId=world.emulator.index_id)["History"]
+
+
+def test_data_source_sync_job_wraps_the_job(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KENDRA_DATA_SOURCE_ID", DATA_SOURCE)  # the workers read their environment
+    settings = world.settings(KENDRA_DATA_SOURCE_ID=DATA_SOURCE)
+    event = world.upload("team/s", "sync-1", docs(12), deletes=["gone-1"])
+    produced = produce(world, event, settings=settings)
+    assert produced.status == "sealed"
+    (running,) = sync_history(world)
+    assert running["Status"] == "SYNCING"
+    # Read without consuming (the visibility timeout is 0): the workers get them next.
+    sent = world.receive(world.put_url)["Records"] + world.receive(world.delete_url)["Records"]
+    assert len(sent) == 3 and {json.loads(r["body"])["syncJobId"] for r in sent} == {running["ExecutionId"]}
+    drain(world)
+    (payload,) = world.take_invokes("summarizer-fn")
+    result = fanin.summarize(fanin.SummaryRequest.model_validate(payload), settings=settings, lock=world.lock,
+                             owner="sum-1", deadline=Deadline(60), sleep=lambda s: None, sns=Published())
+    assert result["status"] == "SUCCEEDED"
+    (run,) = sync_history(world)
+    assert run["ExecutionId"] == running["ExecutionId"] and run["Status"] in {"SYNCING_INDEXING", "SUCCEEDED"}
+    attributes = world.emulator.index_snapshot()["documents"]["d000"]["attributes"]
+    assert attributes["_data_source_sync_job_execution_id"] == {"StringValue": run["ExecutionId"]}
+    deletes = [c for c in world.emulator.calls if c["operation"] == "BatchDeleteDocument"]
+    assert deletes and all(c["outcome"] == "ok" for c in deletes)
+    # Without a data source the messages carry no syncJobId and nothing starts a sync job.
+    produce(world, world.upload("team/t", "plain-1", docs(2, "p")), request_id="req-2")
+    assert "syncJobId" not in json.loads(messages(world, world.put_url)[0]["Body"])
+    assert len(sync_history(world)) == 1
+
+
+def test_a_busy_data_source_makes_the_job_wait_and_the_watchdog_restarts_it(
+    world: World, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("KENDRA_DATA_SOURCE_ID", DATA_SOURCE)
+    settings = world.settings(KENDRA_DATA_SOURCE_ID=DATA_SOURCE)
+    kendra = boto3.client("kendra", region_name="us-east-1")
+    other = kendra.start_data_source_sync_job(Id=DATA_SOURCE, IndexId=world.emulator.index_id)["ExecutionId"]
+
+    first = world.upload("team/u", "busy-1", docs(4), source="busy")
+    waiting = produce(world, first, settings=settings)
+    assert waiting.status == "waiting" and waiting.held_by == f"dataSource:{DATA_SOURCE}"
+    assert messages(world, world.put_url) == [] and world.invoked == []
+    assert [w.run_id for w in fanin.waiting_jobs(world.lock, "busy")] == [waiting.run_id]
+    # The run keeps its source: a later job of the same source queues behind it.
+    assert world.lock.holder(source_lock_key("busy")).held_by == fanin.producer_owner(waiting.run_id)
+    second = produce(world, world.upload("team/v", "busy-2", docs(1), source="busy"), settings=settings,
+                     request_id="req-2")
+    assert second.status == "waiting" and second.held_by == fanin.producer_owner(waiting.run_id)
+    plan_etag = world.s3.get_object(Bucket=REPORTS, Key=work_key(world, "busy-1", "parts.json"))["ETag"]
+
+    # Still busy: each watchdog round restarts the run holding the source; it waits again and is not aborted.
+    later = fanin.time.time() + fanin.STUCK_AFTER_SECONDS + 60
+    watched = fanin.watch(settings=settings, lock=world.lock, now=later)
+    assert watched.started == [waiting.run_id] and watched.aborted == []
+    (restart,) = world.take_invokes("producer-fn")
+    assert restart == first
+    assert produce(world, restart, settings=settings, request_id="req-3").status == "waiting"
+
+    kendra.stop_data_source_sync_job(Id=DATA_SOURCE, IndexId=world.emulator.index_id)
+    assert fanin.watch(settings=settings, lock=world.lock).started == [waiting.run_id]
+    (restart,) = world.take_invokes("producer-fn")
+    # A new invocation (new request id): the first ones gave up their production claim.
+    produced = produce(world, restart, settings=settings, request_id="req-4")
+    assert produced.status == "sealed" and produced.parts == 1
+    planned = world.s3.get_object(Bucket=REPORTS, Key=work_key(world, "busy-1", "parts.json"))
+    assert planned["ETag"] == plan_etag  # planned once
+    assert [w.job_id for w in fanin.waiting_jobs(world.lock, "busy")] == ["busy-2"]
+    drain(world)
+    (payload,) = world.take_invokes("summarizer-fn")
+    result = fanin.summarize(fanin.SummaryRequest.model_validate(payload), settings=settings, lock=world.lock,
+                             owner="sum-1", deadline=Deadline(60), sleep=lambda s: None, sns=Published())
+    assert result["status"] == "SUCCEEDED" and result["nextRunId"] == second.run_id
+    history = {run["ExecutionId"]: run for run in sync_history(world)}
+    assert len(history) == 2 and all(run["Status"] != "SYNCING" for run in history.values())
+    ours = world.emulator.index_snapshot()["documents"]["d000"]["attributes"]["_data_source_sync_job_execution_id"]
+    assert ours["StringValue"] in history and ours["StringValue"] != other
+    # The next job of the source gets the (now free) data source.
+    (restart,) = world.take_invokes("producer-fn")
+    assert produce(world, restart, settings=settings, request_id="req-5").status == "sealed"
+
+
+def test_an_aborted_job_stops_its_sync_job(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KENDRA_DATA_SOURCE_ID", DATA_SOURCE)
+    settings = world.settings(KENDRA_DATA_SOURCE_ID=DATA_SOURCE)
+    produced = produce(world, world.upload("team/w", "abort-1", docs(3)), settings=settings)
+    assert [run["Status"] for run in sync_history(world)] == ["SYNCING"]
+    request = fanin.SummaryRequest(run_id=produced.run_id, job_id=produced.job_id, abort="stuck")
+    result = fanin.summarize(request, settings=settings, lock=world.lock, owner="sum-1", deadline=Deadline(60),
+                             sleep=lambda s: None, sns=Published())
+    assert result["status"] == "FAILED"
+    assert [run["Status"] for run in sync_history(world)] != ["SYNCING"]
+    # A retried summary does not stop (nor fail on) the stopped sync job again.
+    assert fanin.summarize(request, settings=settings, lock=world.lock, owner="sum-1", deadline=Deadline(60),
+                           sleep=lambda s: None, sns=Published())["summarized"] is False
