@@ -1,5 +1,4 @@
-"""Release the source lock: at the end of every execution, and from the EventBridge rule on
-FAILED / TIMED_OUT / ABORTED executions (a Catch never runs on abort or timeout)."""
+"""Option sfn, last step: release the source lock (finish_abandoned does it for executions that die)."""
 
 from kendra_ingest import locking
 from kendra_ingest.runtime import lock, logger, settings

@@ -23,12 +23,13 @@ from infra.iam import Statement
 if TYPE_CHECKING:
     from infra.kendra import KendraTarget
 
-#: What a consumer of an SQS queue (an event source mapping) needs on the queue.
+#: What a consumer of an SQS queue (an event source mapping) needs on the queue: Lambda polls with the
+#: function's role (the Lambda developer guide's list, as in AWSLambdaSQSQueueExecutionRole; it never
+#: calls ChangeMessageVisibility: a returned message reappears when its visibility timeout ends).
 CONSUME_QUEUE = (
     "sqs:ReceiveMessage",
     "sqs:DeleteMessage",
     "sqs:GetQueueAttributes",
-    "sqs:ChangeMessageVisibility",
 )
 #: What a caller of a KMS-encrypted resource needs on the key (reads decrypt, writes generate data keys).
 USE_KEY = ("kms:Decrypt", "kms:GenerateDataKey")

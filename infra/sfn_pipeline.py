@@ -92,7 +92,9 @@ class SfnPipeline(Pipeline):
                 handler="load_manifest",
                 memory_mb=256,
                 timeout_s=60,
-                links=(links.settings(), links.ingestion(objects=(GET,)), links.reports()),
+                # ListBucket: a manifest already archived must read NoSuchKey (not AccessDenied), so a late
+                # duplicate trigger is reported as such instead of crashing.
+                links=(links.settings(), links.ingestion(bucket_actions=(LIST,), objects=(GET,)), links.reports()),
             ),
             FunctionSpec(
                 handler="acquire_lock",
@@ -162,7 +164,22 @@ class SfnPipeline(Pipeline):
                 handler="release_lock",
                 memory_mb=256,
                 timeout_s=30,
-                links=(links.lock("dynamodb:GetItem", "dynamodb:DeleteItem"),),
+                links=(links.lock("dynamodb:DeleteItem"),),
+            ),
+            # Ends the job of an execution that died without its own ending (abort, timeout, failure):
+            # the report (JobAborted rows for unfinished parts), the notification, the source lock.
+            FunctionSpec(
+                handler="finish_abandoned",
+                memory_mb=1024,
+                timeout_s=300,
+                links=(
+                    links.settings(),
+                    links.reports(bucket_actions=(LIST,), objects=(GET, PUT)),
+                    links.ingestion(bucket_actions=(LIST,), objects=(GET, DELETE)),
+                    links.lock("dynamodb:GetItem", "dynamodb:DeleteItem"),
+                    links.notifications(),
+                    links.index(sync=("kendra:StopDataSourceSyncJob",)),
+                ),
             ),
         ):
             self.add_function(spec)
@@ -267,10 +284,10 @@ class SfnPipeline(Pipeline):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[starter.policy]),
         )
 
-        # A Catch never runs on abort or timeout: release the lock from the status-change event too.
+        # A Catch never runs on abort or timeout: end such a job from the status-change event.
         abandoned = aws.cloudwatch.EventRule(
             f"{name}-abandoned",
-            description="An orchestrator execution ended without its ReleaseLock step",
+            description="An orchestrator execution failed, timed out or was aborted",
             state="ENABLED",
             opts=child,
             event_pattern=pulumi.Output.json_dumps(
@@ -284,7 +301,7 @@ class SfnPipeline(Pipeline):
                 }
             ),
         )
-        lambda_target(f"{name}-abandoned", abandoned, self.functions["release_lock"].function, parent=self)
+        lambda_target(f"{name}-abandoned", abandoned, self.functions["finish_abandoned"].function, parent=self)
 
         self.watches += tuple(
             Watch(

@@ -77,11 +77,13 @@ class SqsPipeline(Pipeline):
                 links=(
                     links.settings(),
                     links.reports(bucket_actions=(LIST,), objects=(GET, PUT)),
-                    links.ingestion(objects=(GET, DELETE)),
+                    # ListBucket: a retried summary finds the manifest already archived (NoSuchKey).
+                    links.ingestion(bucket_actions=(LIST,), objects=(GET, DELETE)),
                     links.lock("dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"),
                     links.notifications(),
-                    links.index("kendra:BatchGetDocumentStatus"),
-                    links.documents("dynamodb:BatchWriteItem", "dynamodb:DeleteItem"),
+                    # StopDataSourceSyncJob: ends the job's data-source sync job (kendraDataSourceId).
+                    links.index("kendra:BatchGetDocumentStatus", sync=("kendra:StopDataSourceSyncJob",)),
+                    links.documents("dynamodb:BatchWriteItem"),  # the ledger writes and deletes in batches
                     start_producer,
                 ),
             )
@@ -103,7 +105,8 @@ class SqsPipeline(Pipeline):
                     # A retried producer reads back its saved plan (job.json, parts.json); ListBucket makes a
                     # missing key NoSuchKey rather than AccessDenied.
                     links.reports(bucket_actions=(LIST,), objects=(GET, PUT)),
-                    links.index("kendra:DescribeIndex"),
+                    # StartDataSourceSyncJob: wraps the job in a data-source sync job (kendraDataSourceId).
+                    links.index(sync=("kendra:StartDataSourceSyncJob",)),
                     summarize,
                 ),
             )
@@ -119,7 +122,7 @@ class SqsPipeline(Pipeline):
                     # DescribeIndex: the index's DATE_VALUE fields, to type the documents' attributes.
                     links.index("kendra:BatchPutDocument", "kendra:DescribeIndex", pass_role=True),
                     links.lock(*LOCK_WRITE),
-                    links.documents("dynamodb:BatchWriteItem", "dynamodb:PutItem"),
+                    links.documents("dynamodb:BatchWriteItem"),
                     links.reports(objects=(PUT,)),
                     queue(self.put.queue, env=None, label="put", actions=CONSUME_QUEUE, kms=kms),
                     summarize,
@@ -137,7 +140,7 @@ class SqsPipeline(Pipeline):
                     links.ingestion(),
                     links.index("kendra:BatchDeleteDocument"),
                     links.lock(*LOCK_WRITE),
-                    links.documents("dynamodb:DeleteItem", "dynamodb:BatchWriteItem"),
+                    links.documents("dynamodb:BatchWriteItem"),
                     links.reports(objects=(PUT,)),
                     queue(self.delete.queue, env=None, label="delete", actions=CONSUME_QUEUE, kms=kms),
                     summarize,
@@ -171,9 +174,9 @@ class SqsPipeline(Pipeline):
                 links=(
                     links.settings(),
                     links.ingestion(),
-                    links.reports(objects=(PUT,)),
+                    links.reports(),
                     # DeleteItem: releases a finished run's leftover source lock.
-                    links.lock("dynamodb:Scan", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"),
+                    links.lock("dynamodb:Scan", "dynamodb:GetItem", "dynamodb:DeleteItem"),
                     summarize,
                     start_producer,
                 ),

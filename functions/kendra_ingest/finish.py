@@ -28,6 +28,11 @@ class Report(Wire):
     message: str
 
 
+def finished_key(job: Job) -> str:
+    """Marks a run whose report was written."""
+    return job.work_key("finished.json")
+
+
 def crash_message(crash: dict[str, Any] | None) -> str | None:
     """A one-line reason from a Step Functions Catch result (``{"Error", "Cause"}``)."""
     if not crash:
@@ -96,6 +101,8 @@ def finish(job: Job, *, option: str, reports_bucket: str, error: str | None = No
     summary_key = reports.summary_key(job.job_id)
     store.write(reports_bucket, summary_key, summary.to_json(),
                 "application/json")
+    # Written last: the run's report is complete (an abandoned execution need not write it again).
+    store.write_json(reports_bucket, finished_key(job), {"summaryKey": summary_key, "status": summary.status})
     subject, message = reports.notification(summary, rows[:10], reports_bucket=reports_bucket)
     report = Report(job_id=job.job_id, status=summary.status, summary_key=summary_key,
                     failures_key=failures_key, subject=subject, message=message)

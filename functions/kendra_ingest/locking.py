@@ -9,10 +9,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from kendra_ingest.job import Job, ManifestEvent
+from kendra_ingest.job import Job
 from kendra_ingest.lock import Lock, source_lock_key
 
 #: The state machine's TimeoutSeconds: no execution can hold the source longer than this.
@@ -25,7 +24,8 @@ def run_record(run_id: str) -> str:
 
 def claim(lock: Lock, job: Job, *, owner: str) -> dict[str, Any]:
     """``{"duplicate", "acquired", "heldBy"}`` for this execution (``owner``)."""
-    if not lock.register_job(run_record(job.run_id), job.source, {"owner": owner}):
+    # The run record keeps the job, so an execution that dies can still be reported (abandon.py).
+    if not lock.register_job(run_record(job.run_id), job.source, {"owner": owner, "job": job.dump()}):
         record = lock.get_job(run_record(job.run_id))
         if record is None or record.attributes.get("owner") != owner:
             return {"duplicate": True, "acquired": False}
@@ -36,22 +36,11 @@ def claim(lock: Lock, job: Job, *, owner: str) -> dict[str, Any]:
 
 
 def release(lock: Lock, event: dict[str, Any]) -> bool:
-    """Release the source lock held by an execution; False when it holds none.
+    """Release the source lock held by the execution; False when it holds none.
 
-    ``event`` is either the state machine's ``{"state": ..., "owner": executionArn}`` or the
-    EventBridge "Step Functions Execution Status Change" event, whose ``detail.input`` is the S3
-    event the execution started from (the run record then tells the source).
+    ``event`` is the state machine's ``{"state": ..., "owner": executionArn}``. An execution that dies
+    without reaching ReleaseLock is ended by :mod:`kendra_ingest.abandon` instead.
     """
-    if "owner" in event:
-        owner = event["owner"]
-        job = (event.get("state") or {}).get("job")
-        source = job.get("source") if job else None
-    else:
-        detail = event["detail"]
-        owner = detail["executionArn"]
-        run_id = ManifestEvent.parse(json.loads(detail.get("input") or "{}")).run_id
-        record = lock.get_job(run_record(run_id))
-        if record is None or record.attributes.get("owner") != owner:
-            return False
-        source = record.source
-    return bool(source) and lock.release(source_lock_key(source), owner)
+    job = (event.get("state") or {}).get("job")
+    source = job.get("source") if job else None
+    return bool(source) and lock.release(source_lock_key(source), event["owner"])

@@ -87,6 +87,7 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "verify_indexing": (*_JOB, "DOCUMENTS_TABLE", "KENDRA_INDEX_ID", "VERIFY_INDEXING"),
     "aggregate_failures": (*_JOB, *_KENDRA),  # the index: stopping the job's data-source sync job
     "release_lock": ("LOCK_TABLE",),
+    "finish_abandoned": (*_JOB, "LOCK_TABLE", "TOPIC_ARN", *_KENDRA),
     # option sqs
     "producer": (*_JOB, "LOCK_TABLE", "DOCUMENTS_TABLE", "SKIP_UNCHANGED", *_LIMITS, *_KENDRA,
                  "PUT_QUEUE_URL", "DELETE_QUEUE_URL", "PUT_SHARDS", "DELETE_SHARDS", "SUMMARIZER_FUNCTION"),

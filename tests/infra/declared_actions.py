@@ -1,9 +1,9 @@
 """What each principal's code calls on AWS, scoped to the resource it calls it on (the "declared map").
 
-``tests/infra/test_code_and_infra.py`` proves every entry is allowed by the deployed role. The option
-sfn entries match the calls recorded in real end-to-end runs (``tests/sandbox/test_iam_from_calls.py``,
-which checks the roles against those calls directly); the option sqs entries are still written from
-the design.
+``tests/infra/test_code_and_infra.py`` proves every entry is allowed by the deployed role. The entries
+of both options match the calls recorded in real end-to-end runs (``tests/sandbox/test_iam_from_calls.py``,
+which checks the roles against those calls directly; for option sqs that includes the calls Lambda's
+event source mappings make with the consuming function's role).
 
 Resources are symbols resolved against a deployment: ``ingestion_bucket`` (the bucket),
 ``ingestion_object`` (an object in it), ``reports_bucket``, ``reports_object``, ``lock_table``,
@@ -32,10 +32,10 @@ def calls(resource: str, *actions: str, when: str | None = None) -> tuple[Call, 
 
 
 LOCK_WRITE = ("dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:GetItem")
-CONSUME = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility")
+CONSUME = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes")
 
 SFN: dict[str, tuple[Call, ...]] = {
-    "load_manifest": calls("ingestion_object", "s3:GetObject"),
+    "load_manifest": (*calls("ingestion_bucket", "s3:ListBucket"), *calls("ingestion_object", "s3:GetObject")),
     "acquire_lock": calls("lock_table", "dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem"),
     "list_batches": (
         *calls("ingestion_bucket", "s3:ListBucket"),
@@ -65,7 +65,16 @@ SFN: dict[str, tuple[Call, ...]] = {
         *calls("ingestion_object", "s3:GetObject", "s3:DeleteObject"),
         *calls("data_source", "kendra:StopDataSourceSyncJob", when="data_source"),
     ),
-    "release_lock": calls("lock_table", "dynamodb:GetItem", "dynamodb:DeleteItem"),
+    "release_lock": calls("lock_table", "dynamodb:DeleteItem"),
+    "finish_abandoned": (
+        *calls("reports_bucket", "s3:ListBucket"),
+        *calls("reports_object", "s3:GetObject", "s3:PutObject"),
+        *calls("ingestion_bucket", "s3:ListBucket"),
+        *calls("ingestion_object", "s3:GetObject", "s3:DeleteObject"),
+        *calls("lock_table", "dynamodb:GetItem", "dynamodb:DeleteItem"),
+        *calls("topic", "sns:Publish"),
+        *calls("data_source", "kendra:StopDataSourceSyncJob", when="data_source"),
+    ),
     "state_machine": (
         *calls("functions", "lambda:InvokeFunction"),
         *calls("topic", "sns:Publish"),
@@ -86,14 +95,14 @@ SQS: dict[str, tuple[Call, ...]] = {
         *calls("delete_queue", "sqs:SendMessage"),
         *calls("reports_bucket", "s3:ListBucket"),
         *calls("reports_object", "s3:GetObject", "s3:PutObject"),
-        *calls("index", "kendra:DescribeIndex"),
         *calls("summarizer", "lambda:InvokeFunction"),
+        *calls("data_source", "kendra:StartDataSourceSyncJob", when="data_source"),
     ),
     "put_worker": (
         *calls("ingestion_object", "s3:GetObject"),
         *calls("index", "kendra:BatchPutDocument", "kendra:DescribeIndex"),
         *calls("lock_table", *LOCK_WRITE),
-        *calls("documents_table", "dynamodb:BatchWriteItem", "dynamodb:PutItem"),
+        *calls("documents_table", "dynamodb:BatchWriteItem"),
         *calls("reports_object", "s3:PutObject"),
         *calls("put_queue", *CONSUME),
         *calls("summarizer", "lambda:InvokeFunction"),
@@ -102,7 +111,7 @@ SQS: dict[str, tuple[Call, ...]] = {
     "del_worker": (
         *calls("index", "kendra:BatchDeleteDocument"),
         *calls("lock_table", *LOCK_WRITE),
-        *calls("documents_table", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"),
+        *calls("documents_table", "dynamodb:BatchWriteItem"),
         *calls("reports_object", "s3:PutObject"),
         *calls("delete_queue", *CONSUME),
         *calls("summarizer", "lambda:InvokeFunction"),
@@ -117,16 +126,17 @@ SQS: dict[str, tuple[Call, ...]] = {
     "summarizer": (
         *calls("reports_bucket", "s3:ListBucket"),
         *calls("reports_object", "s3:GetObject", "s3:PutObject"),
+        *calls("ingestion_bucket", "s3:ListBucket"),
         *calls("ingestion_object", "s3:GetObject", "s3:DeleteObject"),
         *calls("lock_table", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"),
         *calls("topic", "sns:Publish"),
         *calls("index", "kendra:BatchGetDocumentStatus"),
-        *calls("documents_table", "dynamodb:BatchWriteItem", "dynamodb:DeleteItem"),
+        *calls("documents_table", "dynamodb:BatchWriteItem"),
         *calls("producer", "lambda:InvokeFunction"),
+        *calls("data_source", "kendra:StopDataSourceSyncJob", when="data_source"),
     ),
     "watchdog": (
-        *calls("lock_table", "dynamodb:Scan", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"),
-        *calls("reports_object", "s3:PutObject"),
+        *calls("lock_table", "dynamodb:Scan", "dynamodb:GetItem", "dynamodb:DeleteItem"),
         *calls("summarizer", "lambda:InvokeFunction"),
         *calls("producer", "lambda:InvokeFunction"),
     ),

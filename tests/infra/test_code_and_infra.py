@@ -34,6 +34,7 @@ HANDLERS = {
         "verify_indexing",
         "aggregate_failures",
         "release_lock",
+        "finish_abandoned",
     ),
     "sqs": ("producer", "put_worker", "del_worker", "dead_letter", "summarizer", "watchdog"),
 }

@@ -24,6 +24,7 @@ SFN_HANDLERS = {
     "verify_indexing",
     "aggregate_failures",
     "release_lock",
+    "finish_abandoned",
 }
 SQS_HANDLERS = {"producer", "put_worker", "del_worker", "dead_letter", "summarizer", "watchdog"}
 COMMON_OUTPUTS = {
@@ -60,15 +61,15 @@ def test_the_sfn_resource_set(deploy: Deploy) -> None:
             "aws:kms/alias:Alias": 1,
             "aws:sns/topicPolicy:TopicPolicy": 1,
             "aws:lambda/layerVersion:LayerVersion": 1,
-            FUNCTION: 7,
-            "aws:iam/role:Role": 9,
-            "aws:iam/rolePolicy:RolePolicy": 9,  # 7 functions, machine, rule
-            "aws:cloudwatch/logGroup:LogGroup": 8,
+            FUNCTION: 8,
+            "aws:iam/role:Role": 10,
+            "aws:iam/rolePolicy:RolePolicy": 10,  # 8 functions, machine, rule
+            "aws:cloudwatch/logGroup:LogGroup": 9,
             "aws:sfn/stateMachine:StateMachine": 1,
             RULE: 2,
             TARGET: 2,
             "aws:lambda/permission:Permission": 1,
-            "aws:cloudwatch/metricAlarm:MetricAlarm": 7 * 2 + 2,
+            "aws:cloudwatch/metricAlarm:MetricAlarm": 8 * 2 + 2,
         }
     )
 
@@ -259,7 +260,7 @@ def test_sfn_event_wiring(deploy: Deploy) -> None:
         "stateMachineArn": [outputs["state_machine_arn"]],
     }
     release = next(
-        f for f in deployment.of_type(FUNCTION) if f.state["name"] == outputs["function_names"]["release_lock"]
+        f for f in deployment.of_type(FUNCTION) if f.state["name"] == outputs["function_names"]["finish_abandoned"]
     )
     assert targets[abandoned.state["name"]].inputs["arn"] == release.state["arn"]
     (permission,) = deployment.of_type("aws:lambda/permission:Permission")

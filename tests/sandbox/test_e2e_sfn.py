@@ -227,3 +227,30 @@ def test_the_same_job_id_again_is_a_new_run_with_its_own_report(tmp_path):
         assert_conserved(summary, failures)
         assert summary["documents"] == {"requested": 1, "put": 1, "skippedUnchanged": 0, "failed": 0}
         assert rows(failures) == []
+
+
+def test_an_aborted_execution_still_gets_its_report_and_releases_its_source(tmp_path):
+    """A Catch never runs on abort: the status-change rule ends the job (report, notification, lock)."""
+    import time
+
+    import boto3
+
+    folder = make_job(tmp_path, "aborted-1", docs(6))
+    with Sandbox(SandboxOptions(timeout_seconds=120, option="sfn", indexing_delay_seconds=2.0)) as box:
+        job = box.submit(folder)
+        (execution,) = box.delivery.executions()
+        sfn = boto3.client("stepfunctions", region_name="us-east-1")
+        deadline = time.monotonic() + 60
+        while not any(e.get("stateEnteredEventDetails", {}).get("name") == "VerifyIndexing"
+                      for e in sfn.get_execution_history(executionArn=execution)["events"]):
+            assert time.monotonic() < deadline, "the execution never reached VerifyIndexing"
+            time.sleep(0.02)
+        sfn.stop_execution(executionArn=execution)
+        box.wait([job])
+        summary, failures = box.report(job)
+        assert_conserved(summary, failures)
+        assert summary["status"] == "FAILED" and "ABORTED" in summary["error"]
+        assert summary["documents"]["put"] == 6
+        assert "FAILED" in box.notifications()[job]["subject"]
+        items = boto3.client("dynamodb", region_name="us-east-1").scan(TableName=box.outputs["lock_table"])["Items"]
+        assert not [i for i in items if i["pk"]["S"].startswith("source#")]

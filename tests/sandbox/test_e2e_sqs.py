@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import Counter
 from concurrent.futures import Future
 from pathlib import Path
@@ -336,4 +337,68 @@ class TestOnOneStack:
         summary, failures = box.report(job)
         assert_conserved(summary, failures)
         assert summary["status"] == "SUCCEEDED" and summary["documents"]["put"] == 4
+        assert_settled(box, watchdog=True)
+
+
+DATA_SOURCE = "custom-source-1"
+
+
+class TestDataSourceSyncJob:
+    """``kendraDataSourceId``: each job runs inside a sync job of the CUSTOM data source (one stack)."""
+
+    @pytest.fixture(scope="class")
+    def box(self):
+        with Sandbox(options(config={"kendraDataSourceId": DATA_SOURCE})) as shared:
+            yield shared
+
+    @staticmethod
+    def history(box: Sandbox) -> dict[str, dict[str, Any]]:
+        kendra = boto3.client("kendra", region_name="us-east-1")
+        found = kendra.list_data_source_sync_jobs(Id=DATA_SOURCE, IndexId=box.outputs["kendra_index_id"])["History"]
+        return {run["ExecutionId"]: run for run in found}
+
+    def test_data_source_sync_job_wraps_the_job(self, tmp_path, box):
+        before = self.history(box)
+        folder = make_job(tmp_path, "sync-1", docs(12), deletes=["gone-1"])
+        job = box.submit(folder)
+        box.wait([job])
+        summary, failures = box.report(job)
+        assert_conserved(summary, failures)
+        assert summary["documents"]["put"] == 12 and summary["deletes"]["deleted"] == 1
+        (run,) = [run for key, run in self.history(box).items() if key not in before]
+        assert run["Status"] in {"SYNCING_INDEXING", "SUCCEEDED"}  # stopped by the job's end
+        index = box.emulator.index_snapshot()["documents"]
+        for i in range(12):
+            assert index[f"d-{i:03d}"]["attributes"]["_data_source_sync_job_execution_id"] == {
+                "StringValue": run["ExecutionId"]}
+        assert_settled(box)
+
+    def test_a_busy_data_source_makes_the_job_wait_for_the_watchdog(self, tmp_path, box):
+        kendra = boto3.client("kendra", region_name="us-east-1")
+        index_id = box.outputs["kendra_index_id"]
+        # A sync job started elsewhere (the console, another team) holds the data source.
+        other = kendra.start_data_source_sync_job(Id=DATA_SOURCE, IndexId=index_id)["ExecutionId"]
+        folder = make_job(tmp_path, "busy-1", docs(6, "busy"), source="busy")
+        calls, runs = len(box.emulator.calls), box.watchdog_runs
+        job = box.submit(folder)
+        dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+        deadline = time.monotonic() + 30
+        while not dynamodb.get_item(TableName=box.outputs["lock_table"], Key={"pk": {"S": "waiting#busy"}},
+                                    ConsistentRead=True).get("Item", {}).get("jobs", {}).get("M"):
+            assert time.monotonic() < deadline, "the producer did not record the job as waiting"
+            time.sleep(0.05)
+        assert [c["operation"] for c in box.emulator.calls[calls:]] == ["StartDataSourceSyncJob"]  # refused
+        assert box.emulator.calls[calls]["outcome"] != "ok"
+
+        kendra.stop_data_source_sync_job(Id=DATA_SOURCE, IndexId=index_id)
+        box.wait([job])  # the pipeline is quiet: the watchdog (its schedule) restarts the producer
+        assert box.watchdog_runs == runs + 1
+        summary, failures = box.report(job)
+        assert_conserved(summary, failures)
+        assert summary["status"] == "SUCCEEDED" and summary["documents"]["put"] == 6
+        history = self.history(box)
+        ours = box.emulator.index_snapshot()["documents"]["busy-000"]["attributes"]
+        ours = ours["_data_source_sync_job_execution_id"]["StringValue"]
+        assert ours != other and history[ours]["Status"] in {"SYNCING_INDEXING", "SUCCEEDED"}
+        assert history[other]["Status"] != "SYNCING"
         assert_settled(box, watchdog=True)
