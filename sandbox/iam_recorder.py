@@ -20,6 +20,11 @@ emulator reads ``S3Path`` documents with (inside a handler's ``BatchPutDocument`
 handler, and neither are the Step Functions interpreter's clients. A function client used outside any
 invocation is kept in :attr:`RecordedCalls.unattributed` (callers assert it stays empty).
 
+Calls an AWS service makes *with a function's role* are the function's too: Lambda's SQS event source
+mapping receives and deletes the queue's messages as the function's execution role. The sandbox's
+mapping (:mod:`sandbox.sqs`) makes those calls on a client it hands to :func:`charge_to`; they are
+recorded with the function's name and ``via="event source mapping"``.
+
 Example::
 
     with Sandbox(SandboxOptions(option="sfn", record_calls=True)) as box:
@@ -69,6 +74,8 @@ class AwsCall:
     operation: str  # API operation name: GetObject, TransactWriteItems, BatchPutDocument, ...
     target: Mapping[str, Any]
     error: str | None = None
+    #: None: the function's code made the call; else the service that made it with the function's role.
+    via: str | None = None
 
     @property
     def resource(self) -> str:
@@ -165,6 +172,22 @@ def _classify(filename: str, code_dirs: tuple[Path, ...], root: Path) -> str | N
     return None
 
 
+#: While :func:`recording` is active: attaches its recording handlers to a client (see :func:`charge_to`).
+_attach: Any = None
+
+
+def charge_to(client: Any, function_name: str, *, via: str) -> Any:
+    """Record every call made on ``client`` as ``function_name``'s, made by ``via`` with its role.
+
+    For the calls an AWS service makes with a function's execution role (``via="event source mapping"``:
+    Lambda receiving and deleting SQS messages for the function). Does nothing unless :func:`recording`
+    is active; returns ``client``.
+    """
+    if _attach is not None:
+        _attach(client, function_name, via)
+    return client
+
+
 def _created_by_function_code(code_dirs: tuple[Path, ...], root: Path) -> bool:
     frame = sys._getframe(1)
     while frame is not None:
@@ -196,18 +219,27 @@ def recording(
     def keep_params(params: dict[str, Any], context: dict[str, Any], **kwargs: Any) -> None:
         context[_PARAMS_KEY] = params
 
-    def record(model: Any, context: dict[str, Any], **kwargs: Any) -> None:
-        service = model.service_model.service_name
-        params = context.get(_PARAMS_KEY) or {}
-        call = AwsCall(
-            function=lambdas.current_function_name(),
-            service=service,
-            operation=model.name,
-            target=call_target(service, model.name, params),
-        )
-        context[_CALL_KEY] = call
-        with calls.lock:
-            (calls if call.function else calls.unattributed).append(call)
+    active = threading.Event()  # cleared on exit: clients outlive the recording (cached, or a poller's)
+    active.set()
+
+    def recorder(function: str | None, via: str | None) -> Any:
+        def record(model: Any, context: dict[str, Any], **kwargs: Any) -> None:
+            if not active.is_set():
+                return
+            service = model.service_model.service_name
+            params = context.get(_PARAMS_KEY) or {}
+            call = AwsCall(
+                function=function or lambdas.current_function_name(),
+                service=service,
+                operation=model.name,
+                target=call_target(service, model.name, params),
+                via=via,
+            )
+            context[_CALL_KEY] = call
+            with calls.lock:
+                (calls if call.function else calls.unattributed).append(call)
+
+        return record
 
     def answered(http_response: Any, parsed: Any, context: dict[str, Any], **kwargs: Any) -> None:
         call = context.get(_CALL_KEY)
@@ -219,20 +251,28 @@ def recording(
         if call is not None:
             call.error = type(exception).__name__
 
+    def attach(client: Any, function: str | None = None, via: str | None = None) -> None:
+        client.meta.events.register("before-parameter-build", keep_params)
+        client.meta.events.register("before-call", recorder(function, via))
+        # First: another after-call handler may raise (the sandbox's --crash-after-kendra does).
+        client.meta.events.register_first("after-call", answered)
+        client.meta.events.register("after-call-error", failed)
+
     def create_client(self: Any, service_name: str, *args: Any, **kwargs: Any) -> Any:
         client = original(self, service_name, *args, **kwargs)
         if _created_by_function_code(dirs, root.resolve()):
-            client.meta.events.register("before-parameter-build", keep_params)
-            client.meta.events.register("before-call", record)
-            # First: another after-call handler may raise (the sandbox's --crash-after-kendra does).
-            client.meta.events.register_first("after-call", answered)
-            client.meta.events.register("after-call-error", failed)
+            attach(client)
         return client
 
+    global _attach
+    previous = _attach
     botocore.client.ClientCreator.create_client = create_client  # type: ignore[method-assign]
+    _attach = attach
     try:
         yield calls
     finally:
+        active.clear()
+        _attach = previous
         botocore.client.ClientCreator.create_client = original  # type: ignore[method-assign]
 
 
@@ -480,6 +520,7 @@ __all__ = [
     "UnmappedCall",
     "allowed",
     "call_target",
+    "charge_to",
     "function_documents",
     "grants",
     "iam_requests",

@@ -212,12 +212,13 @@ class FunctionError(Exception):
 class LambdaContext:
     """The fields of the Python runtime's context object that handlers and Powertools read."""
 
-    def __init__(self, function_name: str, function_arn: str, memory_mb: int, timeout_s: float) -> None:
+    def __init__(self, function_name: str, function_arn: str, memory_mb: int, timeout_s: float,
+                 request_id: str | None = None) -> None:
         self.function_name = function_name
         self.function_version = "$LATEST"
         self.invoked_function_arn = function_arn
         self.memory_limit_in_mb = memory_mb
-        self.aws_request_id = str(uuid.uuid4())
+        self.aws_request_id = request_id or str(uuid.uuid4())
         self.log_group_name = f"/aws/lambda/{function_name}"
         self.log_stream_name = f"sandbox/[$LATEST]{self.aws_request_id.replace('-', '')}"
         self.identity = None
@@ -312,9 +313,10 @@ class LambdaRuntime:
         env["POWERTOOLS_TRACE_DISABLED"] = "true"
         return env
 
-    def _run(self, cfg: _FunctionConfig, event: Any, invocation_type: str) -> tuple[Any, dict[str, Any] | None]:
+    def _run(self, cfg: _FunctionConfig, event: Any, invocation_type: str,
+             request_id: str | None = None) -> tuple[Any, dict[str, Any] | None]:
         """Run the handler; return (result, None) or (None, error payload). Never raises."""
-        context = LambdaContext(cfg.name, cfg.arn, cfg.memory, cfg.timeout)
+        context = LambdaContext(cfg.name, cfg.arn, cfg.memory, cfg.timeout, request_id)
         started = time.time()
         t0 = time.monotonic()
         result: Any = None
@@ -352,14 +354,16 @@ class LambdaRuntime:
         name = function_name.split(":function:")[-1].split(":")[0]
         return lambda_backends[ACCOUNT_ID][REGION].get_function(name)
 
-    def invoke_local(self, function_name: str, event: Any) -> Any:
+    def invoke_local(self, function_name: str, event: Any, *, request_id: str | None = None) -> Any:
         """Invoke a deployed function synchronously and return its (JSON round-tripped) result.
 
         The event is JSON round-tripped too, as Lambda would. Raises :class:`FunctionError` when the
-        handler raised. Must run inside the ``mock_aws`` the function was deployed into.
+        handler raised. Must run inside the ``mock_aws`` the function was deployed into. ``request_id``
+        (default: a new one) lets a caller replay Lambda's retry of an asynchronous invocation, which
+        keeps the failed attempt's request id.
         """
         cfg = _config_of(self._function(function_name))
-        result, error = self._run(cfg, json.loads(json.dumps(event)), "Local")
+        result, error = self._run(cfg, json.loads(json.dumps(event)), "Local", request_id)
         if error is not None:
             cause = error.pop("_exception")
             raise FunctionError(error, cause)

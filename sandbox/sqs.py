@@ -18,6 +18,12 @@ moto's own mapping invokes one record at a time synchronously and ignores ``batc
   ``visibility_scale`` for the sandbox (AWS timing is 1.0), then SQS delivers it again; after
   ``maxReceiveCount`` receives SQS moves it to the dead-letter queue (moto does so on the next receive).
 
+Lambda makes the mapping's calls (ReceiveMessage, DeleteMessage, and GetQueueAttributes when the
+mapping is created) with the function's execution role: the poller makes them on a client charged to
+the function (:func:`sandbox.iam_recorder.charge_to`), and everything the sandbox itself asks (the queue
+URL, the depths :meth:`EventSources.idle` watches, ending a returned message's scaled visibility
+timeout, which on AWS is just time passing) on a separate client charged to no one.
+
 A message that keeps failing on a queue with no dead-letter queue behind it (the dead-letter queues'
 own mappings) is reported by :meth:`EventSources.stuck`: on AWS it would sit there with the DLQ-depth
 alarm firing; in the sandbox it means the pipeline cannot settle it.
@@ -47,6 +53,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sandbox.deploy import EventSourceMappingInfo
+from sandbox.iam_recorder import charge_to
 from sandbox.lambdas import FunctionError, LambdaRuntime
 
 REGION = "us-east-1"
@@ -165,8 +172,13 @@ class MappingPoller:
         self.mapping = mapping
         self.runtime = runtime
         self.sources = sources
-        self.client = _sqs_client()
-        self.url = _queue_url(self.client, mapping.event_source_arn)
+        #: The mapping's calls, made with the function's role (recorded as the function's).
+        self.client = charge_to(_sqs_client(), mapping.function_name, via="event source mapping")
+        #: The sandbox's own look at the queue (not a call Lambda makes).
+        self.monitor = _sqs_client()
+        self.url = _queue_url(self.monitor, mapping.event_source_arn)
+        # Lambda reads the queue's attributes when the mapping is created (it validates the visibility
+        # timeout against the function's timeout).
         attrs = self.client.get_queue_attributes(QueueUrl=self.url, AttributeNames=["All"])["Attributes"]
         self.fifo = attrs.get("FifoQueue") == "true"
         if self.fifo and mapping.batch_size > MAX_FIFO_BATCH_SIZE:
@@ -201,7 +213,7 @@ class MappingPoller:
     # -- state --------------------------------------------------------------------------------------
     def counts(self) -> tuple[int, int]:
         """(visible or delayed, in flight) messages of the source queue."""
-        attrs = self.client.get_queue_attributes(
+        attrs = self.monitor.get_queue_attributes(
             QueueUrl=self.url,
             AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
                             "ApproximateNumberOfMessagesDelayed"],
@@ -229,8 +241,9 @@ class MappingPoller:
                 due.append(heapq.heappop(self._returns)[2])
         for handle in due:
             try:
-                self.client.change_message_visibility(QueueUrl=self.url, ReceiptHandle=handle, VisibilityTimeout=0)
-            except self.client.exceptions.ReceiptHandleIsInvalid:
+                # Time passing, compressed: the monitor's call, not the mapping's.
+                self.monitor.change_message_visibility(QueueUrl=self.url, ReceiptHandle=handle, VisibilityTimeout=0)
+            except self.monitor.exceptions.ReceiptHandleIsInvalid:
                 pass  # deleted meanwhile (a duplicate delivery settled it)
             except Exception as exc:
                 self.sources._error(f"{self.mapping.logical_name}: ChangeMessageVisibility: {exc}")

@@ -1,8 +1,8 @@
-"""IAM from real calls: every boto3 call each function makes in real end-to-end runs (option sfn) is
-allowed by that function's role as the program declares it, and each role allows nothing the code never
-calls, except the justified :data:`EXCEPTIONS`.
+"""IAM from real calls: every boto3 call each function makes in real end-to-end runs (options sfn and
+sqs) is allowed by that function's role as the program declares it, and each role allows nothing the
+code never calls, except the justified :data:`EXCEPTIONS`.
 
-Runs (each a fresh deployment, calls recorded with ``SandboxOptions(record_calls=True)``):
+Runs of option sfn (each a fresh deployment, calls recorded with ``SandboxOptions(record_calls=True)``):
 
 - ``inline``: the sample job (sample/index-fields.json, maxDocumentBytes 65536; its deletes.txt deletes
   ids), every trigger delivered twice (duplicate executions end at AcquireLock), the same job again
@@ -13,15 +13,33 @@ Runs (each a fresh deployment, calls recorded with ``SandboxOptions(record_calls
 - ``s3``: documentMode s3 (Kendra fetches S3Path documents with the access role the function passes).
 - ``data-source``: kendraDataSourceId set; then a job whose execution is stopped at once: the
   EventBridge rule for abandoned executions runs release_lock on the status-change event.
+
+Runs of option sqs. The event source mappings' own calls (ReceiveMessage, DeleteMessageBatch and the
+GetQueueAttributes of mapping creation) are made by Lambda with the function's role: the sandbox's
+mapping records them as the function's (``AwsCall.via == "event source mapping"``).
+
+- ``inline``: the sample job, every manifest event delivered twice, the same job again, a deletes-only
+  job, a rejected manifest, then two jobs of one source (the second waits for the first) whose first
+  summary request and whose restart of the waiting job are lost: the watchdog (run by the sandbox when
+  the pipeline goes quiet) requests the summary and restarts the waiting job.
+- ``dead-letter``: every Kendra write crashes its worker after Kendra accepted it, so a put part and a
+  delete part exhaust their receives and the dead-letter handler completes them from both DLQs. Its
+  summary request is then run here: the first attempt dies after archiving the manifest, and Lambda's
+  retry (same request id) must get NoSuchKey for it.
+- ``s3``: documentMode s3 (put_worker passes the Kendra access role).
+- ``data-source``: kendraDataSourceId set: the producer starts the job's sync job, the summarizer stops it.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator
+from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,17 +53,24 @@ from sandbox.iam_recorder import (
     IamRequest,
     UnmappedCall,
     allowed,
+    charge_to,
     function_documents,
     grants,
     iam_requests,
+    recording,
 )
-from sandbox.run import REGION, Sandbox, SandboxOptions
-from tests.sandbox.conftest import make_job
+from sandbox.lambdas import FunctionError, current_function_name
+from sandbox.run import REGION, Sandbox, SandboxOptions, SimulatedCrash
+from tests.sandbox.conftest import assert_conserved, make_job, rows
 
 SAMPLE = Path(__file__).resolve().parents[2] / "sample"
 FIELDS = json.loads((SAMPLE / "index-fields.json").read_text())
-HANDLERS = ("load_manifest", "acquire_lock", "list_batches", "process_batch", "verify_indexing",
-            "aggregate_failures", "release_lock")
+HANDLERS = {
+    "sfn": ("load_manifest", "acquire_lock", "list_batches", "process_batch", "verify_indexing",
+            "aggregate_failures", "release_lock"),
+    "sqs": ("producer", "put_worker", "del_worker", "dead_letter", "summarizer", "watchdog"),
+}
+ESM = "event source mapping"
 
 #: (handler or "*", statement Sid, action) granted but never exercised by a recorded call, and why.
 EXCEPTIONS: dict[tuple[str, str, str], str] = {
@@ -55,13 +80,19 @@ EXCEPTIONS: dict[tuple[str, str, str], str] = {
        " accepts only Resource '*'; tracing is disabled in the sandbox"
        for a in ("xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules",
                  "xray:GetSamplingTargets")},
-    **{("*", "UseStackKey", a): "encryption=kms only: S3, DynamoDB, SNS and SQS call KMS on the caller's behalf;"
-       " never a direct call (and moto makes none)" for a in ("kms:Decrypt", "kms:GenerateDataKey")},
+    **{("*", "UseStackKey", a): "S3, DynamoDB, SNS and SQS call KMS on the caller's behalf (the stack key with"
+       " encryption=kms; the sqs summarizer publishes to the topic, encrypted with its own key in every"
+       " configuration); never a direct call (and moto makes none)" for a in ("kms:Decrypt", "kms:GenerateDataKey")},
+    ("watchdog", "LockTable", "dynamodb:DeleteItem"): "releases the source lock of a finished run only when its"
+    " summarizer died between finishing the run and releasing the lock: no end-to-end run can kill a handler"
+    " mid-call; tests/functions/test_fanin.py::test_watchdog_summarizes_complete_jobs_and_starts_waiting_ones"
+    " covers the path",
 }
 
 
 @dataclass(frozen=True)
 class Run:
+    option: str
     name: str
     deployment: Deployment
     calls: tuple[AwsCall, ...]
@@ -82,9 +113,11 @@ def _cold_containers() -> None:
                     value.cache_clear()
 
 
-def _options(duplicate_events: int = 1, indexing_delay_seconds: float = 0.0, **config: Any) -> SandboxOptions:
-    return SandboxOptions(option="sfn", timeout_seconds=60, index_fields=FIELDS, seed=1, record_calls=True,
+def _options(duplicate_events: int = 1, indexing_delay_seconds: float = 0.0, *, option: str = "sfn",
+             crash_after_kendra: float = 0.0, wait_scale: float = 0.001, **config: Any) -> SandboxOptions:
+    return SandboxOptions(option=option, timeout_seconds=60, index_fields=FIELDS, seed=1, record_calls=True,
                           duplicate_events=duplicate_events, indexing_delay_seconds=indexing_delay_seconds,
+                          crash_after_kendra=crash_after_kendra, wait_scale=wait_scale,
                           config={"maxDocumentBytes": 65536, **config})
 
 
@@ -104,9 +137,13 @@ def _function_name(box: Sandbox, handler: str) -> str:
     return box.deployment.function_by_handler(handler).name
 
 
-def _freeze(name: str, box: Sandbox) -> Run:
-    assert not box.runtime.errors(), box.runtime.errors()
-    return Run(name, box.deployment, tuple(box.aws_calls), tuple(box.aws_calls.unattributed))
+def _freeze(name: str, box: Sandbox, *, crashes: bool = False) -> Run:
+    """The run's calls; no handler failed, except (``crashes``) the ones the sandbox crashed on purpose."""
+    errors = box.runtime.errors()
+    if crashes:
+        errors = [e for e in errors if "SimulatedCrash" not in f"{e.error_type}: {e.error_message}"]
+    assert not errors, errors
+    return Run(box.options.option, name, box.deployment, tuple(box.aws_calls), tuple(box.aws_calls.unattributed))
 
 
 def _inline_run(tmp: Path) -> Run:
@@ -164,10 +201,145 @@ def _data_source_run(tmp: Path) -> Run:
         return _freeze("data-source", box)
 
 
+# -- option sqs ---------------------------------------------------------------------------------------
+
+
+def _docs(n: int, prefix: str) -> dict[str, tuple[str, dict[str, str]]]:
+    return {f"{prefix}-{i}.txt": (f"body {i}", {"Title": f"{prefix} {i}"}) for i in range(n)}
+
+
+@contextmanager
+def _losing_invokes(box: Sandbox, losses: dict[str, set[str]]) -> Iterator[list[tuple[str, str, Any]]]:
+    """Lose the first asynchronous invoke of each handler in ``losses`` made by one of the handlers it maps
+    to (Lambda retries an async event only twice); yields the (caller, callee, event) lost so far."""
+    runtime, original = box.runtime, box.runtime._submit
+    lost: list[tuple[str, str, Any]] = []
+    lock = threading.Lock()
+
+    def handler(name: str | None) -> str:
+        return box.deployment.functions[name].handler.rpartition(".")[0] if name else ""
+
+    def submit(cfg: Any, event: Any, invocation_type: str) -> Future[Any]:
+        # moto runs the invoke on the caller's thread: the running function is the caller.
+        caller, callee = handler(current_function_name()), handler(cfg.name)
+        with lock:
+            drop = caller in losses.get(callee, ()) and callee not in {c for _, c, _ in lost}
+            if drop:
+                lost.append((caller, callee, event))
+        if not drop:
+            return original(cfg, event, invocation_type)
+        gone: Future[Any] = Future()
+        gone.set_result((None, None))
+        return gone
+
+    runtime._submit = submit  # type: ignore[method-assign]
+    try:
+        yield lost
+    finally:
+        del runtime._submit  # back to the class's method
+
+
+def _sqs_inline_run(tmp: Path) -> Run:
+    _cold_containers()
+    with Sandbox(_options(duplicate_events=2, option="sqs")) as box:
+        jobs = []
+        for folder in (SAMPLE / "job", SAMPLE / "job", make_job(tmp, "sqs-deletes-only", {}, deletes=["emp-101", "x"]),
+                       make_job(tmp, "sqs-bad-manifest", {}, schemaVersion=99)):
+            jobs.append(box.submit(folder))
+            box.wait([jobs[-1]])
+        assert [box.report(j)[0]["status"] == "FAILED" for j in jobs] == [False, False, False, True]
+        assert box.watchdog_runs == 0
+        # Two jobs of one source: the second waits. The first one's summary request is lost (made by the
+        # last worker, or by the producer when the workers finished before it sealed), then the summarizer's
+        # restart of the waiting job: the watchdog must do both (two quiet spells).
+        with _losing_invokes(box, {"summarizer": {"put_worker", "producer"}, "producer": {"summarizer"}}) as lost:
+            pair = [box.submit(make_job(tmp, f"sqs-src-{n}", _docs(3, f"s{n}"), source="shared")) for n in (1, 2)]
+            box.wait(pair)
+        assert {callee for _, callee, _ in lost} == {"summarizer", "producer"} and box.watchdog_runs == 2
+        for job in pair:
+            summary, failures = box.report(job)
+            assert_conserved(summary, failures)
+            assert summary["status"] == "SUCCEEDED", summary
+        return _freeze("inline", box)
+
+
+@contextmanager
+def _summary_publish_crashes_once() -> Iterator[list[str]]:
+    """The summarizer dies at its SNS Publish: after it archived the manifest, before it finished the run."""
+    from kendra_ingest import aws
+
+    crashed: list[str] = []
+
+    def crash(**kwargs: Any) -> None:
+        if not crashed:
+            crashed.append("Publish")
+            raise SimulatedCrash("sandbox: the summarizer died after archiving the manifest")
+
+    sns = aws.client("sns")  # the function code's shared client
+    sns.meta.events.register_first("before-call.sns.Publish", crash, unique_id="iam-test-crash")
+    try:
+        yield crashed
+    finally:
+        sns.meta.events.unregister("before-call.sns.Publish", unique_id="iam-test-crash")
+
+
+def _sqs_dead_letter_run(tmp: Path) -> Run:
+    _cold_containers()
+    # Every Kendra write "crashes" its worker after Kendra accepted it: each part exhausts its receives.
+    with Sandbox(_options(option="sqs", crash_after_kendra=1.0, wait_scale=0.00005)) as box:
+        summarizer = _function_name(box, "summarizer")
+        # The dead-letter handler's summary request is taken over here: its first attempt dies after
+        # archiving the manifest; Lambda's retry (same request id, so it re-enters its own claim) finds the
+        # manifest gone: S3 must answer NoSuchKey, not AccessDenied.
+        with _losing_invokes(box, {"summarizer": {"dead_letter"}}) as lost:
+            job = box.submit(make_job(tmp, "sqs-dlq", _docs(3, "dl"), deletes=["gone-1"]))
+            deadline = time.monotonic() + 30
+            while not lost:
+                assert time.monotonic() < deadline, "the dead-letter handler never requested the summary"
+                time.sleep(0.02)
+        request = lost[0][2]
+        with _summary_publish_crashes_once() as crashed, pytest.raises(FunctionError, match="SimulatedCrash"):
+            box.runtime.invoke_local(summarizer, request, request_id="retried-1")
+        assert crashed
+        assert box.runtime.invoke_local(summarizer, request, request_id="retried-1")["summarized"] is True
+        box.wait([job])
+        summary, failures = box.report(job)
+        assert_conserved(summary, failures)
+        assert Counter(r["errorCode"] for r in rows(failures)) == {"DeadLettered": 4}
+        return _freeze("dead-letter", box, crashes=True)
+
+
+def _sqs_s3_run() -> Run:
+    _cold_containers()
+    with Sandbox(_options(option="sqs", documentMode="s3")) as box:
+        box.wait([box.submit(SAMPLE / "job")])
+        return _freeze("s3", box)
+
+
+def _sqs_data_source_run(tmp: Path) -> Run:
+    _cold_containers()
+    with Sandbox(_options(option="sqs", kendraDataSourceId="ds-1")) as box:
+        job = box.submit(make_job(tmp, "sqs-ds-1", _docs(3, "ds"), deletes=["gone-1"]))
+        box.wait([job])
+        assert_conserved(*box.report(job))
+        return _freeze("data-source", box)
+
+
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> list[Run]:
+def sfn_runs(tmp_path_factory: pytest.TempPathFactory) -> list[Run]:
     tmp = tmp_path_factory.mktemp("iam")
     return [_inline_run(tmp), _s3_run(), _data_source_run(tmp)]
+
+
+@pytest.fixture(scope="module")
+def sqs_runs(tmp_path_factory: pytest.TempPathFactory) -> list[Run]:
+    tmp = tmp_path_factory.mktemp("iam-sqs")
+    return [_sqs_inline_run(tmp), _sqs_dead_letter_run(tmp), _sqs_s3_run(), _sqs_data_source_run(tmp)]
+
+
+@pytest.fixture(scope="module", params=["sfn", "sqs"])
+def runs(request: pytest.FixtureRequest) -> list[Run]:
+    return request.getfixturevalue(f"{request.param}_runs")
 
 
 def _requests(run: Run) -> Iterator[tuple[AwsCall, IamRequest]]:
@@ -186,7 +358,7 @@ def test_every_call_is_attributed_to_a_function_and_mapped_to_iam(runs: list[Run
             except UnmappedCall as exc:
                 unmapped.append(str(exc))
         assert unmapped == [], run.name
-    assert {runs[0].handler(c) for c in runs[0].calls} == set(HANDLERS)
+    assert {runs[0].handler(c) for c in runs[0].calls} == set(HANDLERS[runs[0].option])
 
 
 def test_every_recorded_call_is_allowed_by_its_functions_role(runs: list[Run]) -> None:
@@ -227,7 +399,8 @@ def test_every_granted_action_is_exercised_unless_a_listed_exception(runs: list[
     assert not stale, "listed as never called, but called (remove the exception):\n" + "\n".join(map(str, stale))
 
 
-def test_conditional_grants_appear_only_in_their_configuration(runs: list[Run]) -> None:
+def test_conditional_grants_appear_only_in_their_configuration(sfn_runs: list[Run]) -> None:
+    runs = sfn_runs
     by_run = {run.name: {(h, g.sid, g.action) for h, gs in _granted(run).items() for g in gs} for run in runs}
     pass_role = ("process_batch", "PassKendraAccessRole", "iam:PassRole")
     sync = ("list_batches", "KendraDataSourceSync", "kendra:StartDataSourceSyncJob")
@@ -238,9 +411,9 @@ def test_conditional_grants_appear_only_in_their_configuration(runs: list[Run]) 
     assert passed == {("process_batch", "iam:PassRole")}
 
 
-def test_the_error_paths_the_runs_claim_to_cover_were_hit(runs: list[Run]) -> None:
+def test_the_error_paths_the_runs_claim_to_cover_were_hit(sfn_runs: list[Run]) -> None:
     """Guards the scenarios above: if one stops happening, the coverage test would silently weaken."""
-    inline, _, data_source = runs
+    inline, _, data_source = sfn_runs
     errors = defaultdict(set)
     for run in (inline, data_source):
         for call in run.calls:
@@ -254,6 +427,52 @@ def test_the_error_paths_the_runs_claim_to_cover_were_hit(runs: list[Run]) -> No
     assert outputs["reports_bucket"] in missing  # the rejected manifest: no plan was ever written
     released = [c for c in data_source.calls if data_source.handler(c) == "release_lock"]
     assert "GetItem" in {c.operation for c in released}  # the run record read on the abandoned path
+
+
+def test_sqs_conditional_grants_and_the_paths_the_runs_claim_to_cover(sqs_runs: list[Run]) -> None:
+    """Guards the sqs scenarios: if one stops happening, the coverage test would silently weaken."""
+    inline, dead, s3, data_source = sqs_runs
+    pass_role = ("put_worker", "PassKendraAccessRole", "iam:PassRole")
+    start, stop = (("producer", "KendraDataSourceSync", "kendra:StartDataSourceSyncJob"),
+                   ("summarizer", "KendraDataSourceSync", "kendra:StopDataSourceSyncJob"))
+    by_run = {run.name: {(h, g.sid, g.action) for h, gs in _granted(run).items() for g in gs} for run in sqs_runs}
+    assert [name for name, keys in by_run.items() if pass_role in keys] == ["s3"]
+    assert [name for name, keys in by_run.items() if {start, stop} <= keys] == ["data-source"]
+    assert not [name for name, keys in by_run.items() if {start, stop} & keys and name != "data-source"]
+    passed = {(s3.handler(c), r.action) for c, r in _requests(s3) if r.action == "iam:PassRole"}
+    assert passed == {("put_worker", "iam:PassRole")}
+    synced = {(data_source.handler(c), c.operation) for c in data_source.calls if "DataSourceSyncJob" in c.operation}
+    assert synced == {("producer", "StartDataSourceSyncJob"), ("summarizer", "StopDataSourceSyncJob")}
+    # Lambda's own calls for the mappings are recorded as the consuming function's, and only those.
+    outputs = inline.deployment.outputs
+    mapped = {"put_worker": {outputs["put_queue_url"]}, "del_worker": {outputs["delete_queue_url"]},
+              "dead_letter": {outputs["put_dlq_url"], outputs["delete_dlq_url"]}}
+    for run in sqs_runs:
+        via = [c for c in run.calls if c.via is not None]
+        assert {c.via for c in via} == {ESM} and {run.handler(c) for c in via} == set(mapped), run.name
+        assert all(c.target["queue_url"] in mapped[run.handler(c)] for c in via), run.name
+        assert {c.operation for c in via} == {"ReceiveMessage", "DeleteMessageBatch", "GetQueueAttributes"}, run.name
+    # Both dead-letter queues delivered a part to the dead-letter handler, and it acknowledged them.
+    settled = {c.target["queue_url"] for c in dead.calls if c.via and c.operation == "DeleteMessageBatch"
+               and dead.handler(c) == "dead_letter"}
+    assert settled == mapped["dead_letter"]
+    # The duplicate manifest event found its run claimed; the waiting job was restarted by the summarizer
+    # (lost) and then by the watchdog, which also requested the lost summary.
+    errors = {(inline.handler(c), c.operation, c.error) for c in inline.calls if c.error}
+    assert ("producer", "PutItem", "ConditionalCheckFailedException") in errors
+    names = outputs["function_names"]
+    invoked = {(inline.handler(c), c.target["function"]) for c in inline.calls if c.operation == "Invoke"}
+    assert {("watchdog", names["summarizer"]), ("watchdog", names["producer"]), ("summarizer", names["producer"]),
+            ("producer", names["summarizer"])} <= invoked
+    # The retried summary found the manifest it had archived gone.
+    gone = {(c.target["bucket"], c.target["key"].rpartition("/")[2]) for c in dead.calls
+            if dead.handler(c) == "summarizer" and c.error == "NoSuchKey"}
+    assert (outputs["ingestion_bucket"], "manifest.json") in gone
+    # A retried producer reads back its committed plan: job.json is missing on the first attempt
+    # (NoSuchKey, which needs s3:ListBucket on the reports bucket).
+    missing = {c.target["bucket"] for c in inline.calls
+               if inline.handler(c) == "producer" and c.operation == "GetObject" and c.error == "NoSuchKey"}
+    assert missing == {outputs["reports_bucket"]}
 
 
 # -- the mapping and the evaluator on their own -----------------------------------------------------
@@ -276,6 +495,16 @@ def test_mapping_of_calls_to_iam_requests() -> None:
         IamRequest("sqs:SendMessage", "arn:aws:sqs:us-east-1:1:q"),)
     assert iam_requests(_call("lambda", "Invoke", {"function": "f", "qualifier": None})) == (
         IamRequest("lambda:InvokeFunction", "arn:aws:lambda:us-east-1:123456789012:function:f"),)
+    queue = {"queue_url": "https://sqs.us-east-1.amazonaws.com/1/q.fifo", "queue_name": None}
+    assert [r.action for op in ("ReceiveMessage", "DeleteMessageBatch", "GetQueueAttributes")
+            for r in iam_requests(_call("sqs", op, queue))] == [
+        "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"]
+    assert iam_requests(_call("dynamodb", "Scan", {"items": (("Scan", "t"),)})) == (
+        IamRequest("dynamodb:Scan", table + "t"),)
+    sync = _call("kendra", "StartDataSourceSyncJob", {"index_id": "i", "data_source_id": "ds"})
+    index = "arn:aws:kendra:us-east-1:123456789012:index/i"
+    assert iam_requests(sync) == (IamRequest("kendra:StartDataSourceSyncJob", index),
+                                  IamRequest("kendra:StartDataSourceSyncJob", f"{index}/data-source/ds"))
     put = _call("kendra", "BatchPutDocument", {"index_id": "i", "role_arn": "arn:aws:iam::1:role/r"})
     assert IamRequest("iam:PassRole", "arn:aws:iam::1:role/r") in iam_requests(put)
     with pytest.raises(UnmappedCall):
@@ -295,3 +524,22 @@ def test_policy_evaluation() -> None:
     assert not allowed([document], "s3:PutObject", "arn:aws:s3:::b/x")
     with pytest.raises(NotImplementedError):
         allowed([{"Statement": [{"Effect": "Allow", "NotAction": "s3:*", "Resource": "*"}]}], "s3:GetObject", "x")
+
+
+def test_charge_to_records_the_calls_a_service_makes_with_a_functions_role() -> None:
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():
+        url = boto3.client("sqs", region_name=REGION).create_queue(QueueName="q")["QueueUrl"]
+        with recording() as calls:
+            charged = charge_to(boto3.client("sqs", region_name=REGION), "fn-1", via=ESM)
+            charged.receive_message(QueueUrl=url)
+            charged.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])
+            boto3.client("sqs", region_name=REGION).receive_message(QueueUrl=url)  # the sandbox's own: not charged
+        charged.receive_message(QueueUrl=url)  # after recording: not recorded
+        charge_to(boto3.client("sqs", region_name=REGION), "fn-1", via=ESM).receive_message(QueueUrl=url)
+    assert [(c.function, c.operation, c.via, c.resource) for c in calls] == [
+        ("fn-1", "ReceiveMessage", ESM, url), ("fn-1", "GetQueueAttributes", ESM, url)]
+    assert calls.unattributed == []
+    assert [r.action for c in calls for r in iam_requests(c)] == ["sqs:ReceiveMessage", "sqs:GetQueueAttributes"]
