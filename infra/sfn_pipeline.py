@@ -268,6 +268,8 @@ class SfnPipeline(Pipeline):
             service=EVENTS_PRINCIPAL,
             parent=self,
             description="EventBridge: start the orchestrator for a new manifest",
+            # Only this account's rules may assume it (confused deputy).
+            trust_condition={"StringEquals": {"aws:SourceAccount": args.account_id}},
             statements=(
                 Statement(
                     sid="StartOrchestrator",

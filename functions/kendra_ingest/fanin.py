@@ -43,7 +43,7 @@ from kendra_ingest import aws, finish, locking, parts, plan, store, sync, verify
 from kendra_ingest import job as jobs
 from kendra_ingest.job import Job
 from kendra_ingest.kendra import SyncJobBusy
-from kendra_ingest.lock import JobProgress, JobRecord, Lock, source_lock_key
+from kendra_ingest.lock import JobProgress, JobRecord, Lock, UnknownJob, source_lock_key
 from kendra_ingest.models import DeletePart, ErrorCode, PutPart, Wire
 from kendra_ingest.runtime import date_fields, kendra_index, ledger, logger
 from kendra_ingest.settings import MAX_DOCUMENTS_PER_CALL, Settings
@@ -404,8 +404,14 @@ def work(
     message, part = parse_message(body)
     if part.action != operation:
         raise ValueError(f"a {part.action} part arrived on the {operation} queue")
-    if lock.part_completed(locking.run_record(message.run_id), message.part_id):
+    run = locking.run_record(message.run_id)
+    if lock.part_completed(run, message.part_id):
         return "already done"
+    if _run_ended(lock, run):
+        # The watchdog aborted the run and its report counts this part as JobAborted: sending it now
+        # would index documents the report says were not, and could overlap the source's next job.
+        logger.warning("part of an ended run dropped", extra={"runId": message.run_id, "part": message.part_id})
+        return "run ended"
     # One per part (its call counts are the part's); inside the job's data-source sync job if any.
     index = kendra_index(settings, sync_job_id=message.sync_job_id)
     if isinstance(part, PutPart):
@@ -417,6 +423,14 @@ def work(
         result = parts.process_delete(part, index=index, ledger=ledger(settings), deadline=deadline)
     _complete(settings, lock, message, result, invoke)
     return "done"
+
+
+def _run_ended(lock: Lock, run: str) -> bool:
+    """The run's summary has started (or the run record is gone): no part may change it any more."""
+    try:
+        return lock.progress(run).summary_state is not None
+    except UnknownJob:
+        return True
 
 
 def handle_batch(event: dict[str, Any], context: Any, *, handler: str,

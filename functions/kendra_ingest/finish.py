@@ -82,7 +82,8 @@ def finish(job: Job, *, option: str, reports_bucket: str, error: str | None = No
     rows = reports.failure_rows(job.job_id, [*doc_failures, *delete_failures])
     failures_key = reports.failures_key(job.job_id)
     store.write(reports_bucket, failures_key, reports.write_failures_csv(rows), "text/csv")
-    archived = store.move(job.bucket, job.manifest_key, reports_bucket, reports.archive_key(job.job_id))
+    archived = store.move(job.bucket, job.manifest_key, reports_bucket, reports.archive_key(job.job_id),
+                          if_match=job.manifest_etag)
 
     finished = datetime.now(UTC)
     summary = reports.build_summary(

@@ -33,6 +33,9 @@ class Job(Wire):
     started_at: str
     force: bool = False
     expected_documents: int | None = None
+    #: The manifest's ETag from the event: later steps read and archive that version only, never a
+    #: manifest uploaded to the same prefix meanwhile (the next job).
+    manifest_etag: str | None = None
     #: Why the job cannot run (invalid manifest, ...). A job with an error is reported as FAILED.
     error: str | None = None
 
@@ -62,6 +65,7 @@ class ManifestEvent(BaseModel):
     #: Identifies this upload of the manifest: the same for every delivery of the same event,
     #: different for a later re-upload (a legitimate re-run of the same jobId).
     upload: str
+    etag: str | None = None
 
     @classmethod
     def parse(cls, event: dict[str, Any]) -> ManifestEvent:
@@ -71,12 +75,13 @@ class ManifestEvent(BaseModel):
             obj = record["object"]
             return cls(
                 bucket=record["bucket"]["name"], key=unquote_plus(obj["key"]),
-                upload=str(obj.get("sequencer") or obj.get("eTag") or ""),
+                upload=str(obj.get("sequencer") or obj.get("eTag") or ""), etag=obj.get("eTag"),
             )
         detail = event["detail"]
         obj = detail["object"]
         upload = obj.get("sequencer") or obj.get("etag") or event.get("id") or ""
-        return cls(bucket=detail["bucket"]["name"], key=obj["key"], upload=str(upload))
+        return cls(bucket=detail["bucket"]["name"], key=obj["key"], upload=str(upload),
+                   etag=obj.get("etag") or obj.get("eTag"))
 
     @property
     def run_id(self) -> str:
@@ -120,7 +125,7 @@ def load(event: dict[str, Any], read: Any) -> Job:
     return Job(
         job_id=manifest.job_id, source=manifest.source, bucket=announced.bucket, prefix=prefix,
         manifest_key=key, run_id=announced.run_id, started_at=started, force=manifest.force,
-        expected_documents=manifest.expected_documents,
+        expected_documents=manifest.expected_documents, manifest_etag=announced.etag,
     )
 
 

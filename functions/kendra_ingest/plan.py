@@ -22,6 +22,8 @@ from kendra_ingest.job import Job
 from kendra_ingest.models import DeletePart, ErrorCode, Failure, Pair, PartDoc, PutPart, Wire
 from kendra_ingest.settings import MAX_DOCUMENTS_PER_CALL
 
+#: Kendra's per-file limit for documents it reads from S3 (documentMode s3).
+S3_MAX_DOCUMENT_BYTES = 50 * 1024 * 1024
 #: Metadata files are small: read this many at once (S3 GETs are latency-bound).
 METADATA_READERS = 16
 #: Pairs resolved per chunk: bounds memory while keeping the readers busy.
@@ -209,13 +211,33 @@ def plan_job(job: Job, settings: Any) -> tuple[Plan, list[PutPart | DeletePart]]
     from kendra_ingest import aws, listing
     from kendra_ingest.runtime import ledger
 
-    manifest = manifests.parse_manifest(store.read(job.bucket, job.manifest_key) or b"")
+    try:
+        # The version LoadManifest validated: a job waiting for its source may see the next manifest
+        # uploaded to the same prefix meanwhile, which is the next job's, not this one's.
+        raw = store.read(job.bucket, job.manifest_key, if_match=job.manifest_etag)
+    except store.Replaced as exc:
+        return save(job, settings.reports_bucket, [], [], [], PlanCounts(), f"{exc}; the job was not run"), []
+    if raw is None:
+        error = f"manifest s3://{job.bucket}/{job.manifest_key} disappeared before the job ran"
+        return save(job, settings.reports_bucket, [], [], [], PlanCounts(), error), []
+    manifest = manifests.parse_manifest(raw)
     objects = listing.list_objects(aws.client("s3"), job.bucket, job.batches_prefix)
-    made = make_plan(
-        job, manifest, objects, read=store.read,
-        fingerprints=ledger(settings).fingerprints if settings.skip_unchanged else None,
-        max_document_bytes=settings.max_document_bytes, max_request_bytes=settings.max_request_bytes,
-    )
+    fingerprints = None
+    if settings.skip_unchanged:
+        book = ledger(settings)
+
+        def fingerprints(ids: list[str]) -> dict[str, str]:
+            # Unchanged only within the same source: a document moving to this source is re-sent, so
+            # the per-source inventory follows it.
+            return {i: e.fingerprint for i, e in book.entries(ids).items() if e.source == job.source}
+
+    if settings.document_mode == "s3":
+        # Kendra reads S3Path documents itself: no request-size bound, only its per-file limit.
+        max_document, max_request = S3_MAX_DOCUMENT_BYTES, S3_MAX_DOCUMENT_BYTES * MAX_DOCUMENTS_PER_CALL
+    else:
+        max_document, max_request = settings.max_document_bytes, settings.max_request_bytes
+    made = make_plan(job, manifest, objects, read=store.read, fingerprints=fingerprints,
+                     max_document_bytes=max_document, max_request_bytes=max_request)
     return save(job, settings.reports_bucket, *made), made[0]
 
 

@@ -9,13 +9,25 @@ from typing import Any
 from kendra_ingest import aws
 
 
-def read(bucket: str, key: str) -> bytes | None:
-    """The object's bytes, or None when it does not exist."""
+class Replaced(RuntimeError):
+    """The object is no longer the version the caller expected (its ETag changed)."""
+
+
+def read(bucket: str, key: str, *, if_match: str | None = None) -> bytes | None:
+    """The object's bytes, or None when it does not exist.
+
+    With ``if_match`` (an ETag), raises :class:`Replaced` when the object has another version now.
+    """
     s3 = aws.client("s3")
+    extra = {"IfMatch": if_match} if if_match else {}
     try:
-        return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        return s3.get_object(Bucket=bucket, Key=key, **extra)["Body"].read()
     except s3.exceptions.NoSuchKey:
         return None
+    except s3.exceptions.ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "PreconditionFailed":
+            raise Replaced(f"s3://{bucket}/{key} was replaced (ETag is no longer {if_match})") from exc
+        raise
 
 
 def write(bucket: str, key: str, body: bytes, content_type: str = "application/octet-stream") -> None:
@@ -40,9 +52,14 @@ def keys(bucket: str, prefix: str) -> Iterator[str]:
             yield item["Key"]
 
 
-def move(source_bucket: str, source_key: str, target_bucket: str, target_key: str) -> bool:
-    """Copy then delete (S3 has no move); False when the source is already gone."""
-    body = read(source_bucket, source_key)
+def move(source_bucket: str, source_key: str, target_bucket: str, target_key: str, *,
+         if_match: str | None = None) -> bool:
+    """Copy then delete (S3 has no move); False when the source is already gone, or (with ``if_match``)
+    replaced by another version, which is then left alone."""
+    try:
+        body = read(source_bucket, source_key, if_match=if_match)
+    except Replaced:
+        return False
     if body is None:
         return False
     write(target_bucket, target_key, body, "application/json")
