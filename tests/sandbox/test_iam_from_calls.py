@@ -9,10 +9,13 @@ Runs of option sfn (each a fresh deployment, calls recorded with ``SandboxOption
   (re-run: unchanged documents skipped), a deletes-only job, a job whose manifest is rejected (its report
   is written without a plan), then AggregateFailures run again with the
   input of its first attempt, as the state machine's Retry would after an attempt that archived the
-  manifest and then failed (the manifest is gone: S3 must answer NoSuchKey, not AccessDenied).
+  manifest and then failed (the manifest is gone: S3 must answer NoSuchKey, not AccessDenied), and
+  LoadManifest for a late duplicate of that trigger (NoSuchKey again).
 - ``s3``: documentMode s3 (Kendra fetches S3Path documents with the access role the function passes).
 - ``data-source``: kendraDataSourceId set; then a job whose execution is stopped at once: the
-  EventBridge rule for abandoned executions runs release_lock on the status-change event.
+  EventBridge rule for abandoned executions runs finish_abandoned on the status-change event (it writes
+  the report, notifies and releases the lock); its first attempt dies after archiving the manifest and
+  Lambda's retry (same request id) must get NoSuchKey for it.
 
 Runs of option sqs. The event source mappings' own calls (ReceiveMessage, DeleteMessageBatch and the
 GetQueueAttributes of mapping creation) are made by Lambda with the function's role: the sandbox's
@@ -67,7 +70,7 @@ SAMPLE = Path(__file__).resolve().parents[2] / "sample"
 FIELDS = json.loads((SAMPLE / "index-fields.json").read_text())
 HANDLERS = {
     "sfn": ("load_manifest", "acquire_lock", "list_batches", "process_batch", "verify_indexing",
-            "aggregate_failures", "release_lock"),
+            "aggregate_failures", "release_lock", "finish_abandoned"),
     "sqs": ("producer", "put_worker", "del_worker", "dead_letter", "summarizer", "watchdog"),
 }
 ESM = "event source mapping"
@@ -133,6 +136,12 @@ def _step_input(box: Sandbox, execution_arn: str, state: str) -> dict[str, Any]:
     return json.loads(entered[0]["input"])
 
 
+def _execution_input(execution_arn: str) -> str:
+    import boto3
+
+    return boto3.client("stepfunctions", region_name=REGION).describe_execution(executionArn=execution_arn)["input"]
+
+
 def _function_name(box: Sandbox, handler: str) -> str:
     return box.deployment.function_by_handler(handler).name
 
@@ -159,6 +168,10 @@ def _inline_run(tmp: Path) -> Run:
         execution = next(e for e in box.delivery.executions() if _ran(box, e, "AggregateFailures"))
         retry = _step_input(box, execution, "AggregateFailures")
         box.runtime.invoke_local(_function_name(box, "aggregate_failures"), retry)
+        # A late duplicate of that trigger, after its job archived the manifest: NoSuchKey, not AccessDenied.
+        late = box.runtime.invoke_local(_function_name(box, "load_manifest"),
+                                        _step_input(box, execution, "LoadManifest"))
+        assert late["job"]["error"], late
         return _freeze("inline", box)
 
 
@@ -193,12 +206,21 @@ def _data_source_run(tmp: Path) -> Run:
             assert time.monotonic() < deadline, "the second job never reached VerifyIndexing"
             time.sleep(0.02)
         boto3.client("stepfunctions", region_name=REGION).stop_execution(executionArn=execution)
-        release = _function_name(box, "release_lock")
-        while not any(i.function_name == release and i.invocation_type == "Event" for i in box.runtime.invocations):
-            assert time.monotonic() < deadline, "release_lock never ran for the stopped execution"
-            time.sleep(0.05)
-        box.runtime.wait_idle()
-        return _freeze("data-source", box)
+        abandoned = _function_name(box, "finish_abandoned")
+        # Its first attempt dies after archiving the manifest, before the report is marked written; the
+        # retry (Lambda retries an async event) finds the manifest gone: NoSuchKey, not AccessDenied.
+        with _crashes_once("s3", "PutObject", "/finished.json") as crashed:
+            while not any(i.function_name == abandoned and i.invocation_type == "Event"
+                          for i in box.runtime.invocations):
+                assert time.monotonic() < deadline, "finish_abandoned never ran for the stopped execution"
+                time.sleep(0.05)
+            box.runtime.wait_idle()
+        (first,) = [i for i in box.runtime.invocations if i.function_name == abandoned]
+        assert crashed and first.error_type == "SimulatedCrash"
+        event = {"source": "aws.states", "detail-type": "Step Functions Execution Status Change",
+                 "detail": {"executionArn": execution, "status": "ABORTED", "input": _execution_input(execution)}}
+        assert box.runtime.invoke_local(abandoned, event, request_id=first.request_id)["reported"] is True
+        return _freeze("data-source", box, crashes=True)
 
 
 # -- option sqs ---------------------------------------------------------------------------------------
@@ -264,23 +286,24 @@ def _sqs_inline_run(tmp: Path) -> Run:
 
 
 @contextmanager
-def _summary_publish_crashes_once() -> Iterator[list[str]]:
-    """The summarizer dies at its SNS Publish: after it archived the manifest, before it finished the run."""
+def _crashes_once(service: str, operation: str, key_suffix: str | None = None) -> Iterator[list[str]]:
+    """The next ``operation`` call of the function code (on ``key_suffix`` for S3) kills its handler."""
     from kendra_ingest import aws
 
     crashed: list[str] = []
 
-    def crash(**kwargs: Any) -> None:
-        if not crashed:
-            crashed.append("Publish")
-            raise SimulatedCrash("sandbox: the summarizer died after archiving the manifest")
+    def crash(params: dict[str, Any], **kwargs: Any) -> None:
+        if not crashed and (key_suffix is None or str(params.get("Key", "")).endswith(key_suffix)):
+            crashed.append(operation)
+            raise SimulatedCrash(f"sandbox: the handler died at {operation}")
 
-    sns = aws.client("sns")  # the function code's shared client
-    sns.meta.events.register_first("before-call.sns.Publish", crash, unique_id="iam-test-crash")
+    event = f"before-parameter-build.{service}.{operation}"
+    client = aws.client(service)  # the function code's shared client
+    client.meta.events.register_first(event, crash, unique_id="iam-test-crash")
     try:
         yield crashed
     finally:
-        sns.meta.events.unregister("before-call.sns.Publish", unique_id="iam-test-crash")
+        client.meta.events.unregister(event, unique_id="iam-test-crash")
 
 
 def _sqs_dead_letter_run(tmp: Path) -> Run:
@@ -298,7 +321,8 @@ def _sqs_dead_letter_run(tmp: Path) -> Run:
                 assert time.monotonic() < deadline, "the dead-letter handler never requested the summary"
                 time.sleep(0.02)
         request = lost[0][2]
-        with _summary_publish_crashes_once() as crashed, pytest.raises(FunctionError, match="SimulatedCrash"):
+        # It dies at its SNS Publish: after it archived the manifest, before it finished the run.
+        with _crashes_once("sns", "Publish") as crashed, pytest.raises(FunctionError, match="SimulatedCrash"):
             box.runtime.invoke_local(summarizer, request, request_id="retried-1")
         assert crashed
         assert box.runtime.invoke_local(summarizer, request, request_id="retried-1")["summarized"] is True
@@ -358,7 +382,7 @@ def test_every_call_is_attributed_to_a_function_and_mapped_to_iam(runs: list[Run
             except UnmappedCall as exc:
                 unmapped.append(str(exc))
         assert unmapped == [], run.name
-    assert {runs[0].handler(c) for c in runs[0].calls} == set(HANDLERS[runs[0].option])
+    assert {run.handler(c) for run in runs for c in run.calls} == set(HANDLERS[runs[0].option])
 
 
 def test_every_recorded_call_is_allowed_by_its_functions_role(runs: list[Run]) -> None:
@@ -425,8 +449,8 @@ def test_the_error_paths_the_runs_claim_to_cover_were_hit(sfn_runs: list[Run]) -
     outputs = inline.deployment.outputs
     assert outputs["ingestion_bucket"] in missing  # the retry: the manifest was archived by the first attempt
     assert outputs["reports_bucket"] in missing  # the rejected manifest: no plan was ever written
-    released = [c for c in data_source.calls if data_source.handler(c) == "release_lock"]
-    assert "GetItem" in {c.operation for c in released}  # the run record read on the abandoned path
+    abandoned = {c.operation for c in data_source.calls if data_source.handler(c) == "finish_abandoned"}
+    assert {"GetItem", "DeleteItem", "Publish"} <= abandoned  # the run record, the lock, the notification
 
 
 def test_sqs_conditional_grants_and_the_paths_the_runs_claim_to_cover(sqs_runs: list[Run]) -> None:
