@@ -402,3 +402,20 @@ class TestDataSourceSyncJob:
         assert ours != other and history[ours]["Status"] in {"SYNCING_INDEXING", "SUCCEEDED"}
         assert history[other]["Status"] != "SYNCING"
         assert_settled(box, watchdog=True)
+
+
+def test_the_same_job_id_again_is_a_new_run_with_its_own_report(tmp_path: Path) -> None:
+    """A re-upload reuses nothing of the previous run's work state (plan, part results, verification)."""
+    first = make_job(tmp_path / "a", "again-1", {"bad-1.txt": (b"caf\xe9", {"Title": "x"}),
+                                               "bad-2.txt": (b"cr\xe8me", {"Title": "y"})})
+    second = make_job(tmp_path / "b", "again-1", {"good.txt": ("fine", {"Title": "z"})})
+    with Sandbox(options()) as box:
+        box.wait([box.submit(first)])
+        summary, _ = box.report("again-1")
+        assert summary["documents"] == {"requested": 2, "put": 0, "skippedUnchanged": 0, "failed": 2}
+        box.wait([box.submit(second)])
+        summary, failures = box.report("again-1")
+        assert_conserved(summary, failures)
+        assert summary["documents"] == {"requested": 1, "put": 1, "skippedUnchanged": 0, "failed": 0}
+        assert rows(failures) == []
+        assert_settled(box)
