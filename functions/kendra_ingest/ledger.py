@@ -104,10 +104,6 @@ class Ledger:
                 self._backoff(round_)
         return found
 
-    def fingerprints(self, document_ids: Iterable[str]) -> dict[str, str]:
-        """id -> stored fingerprint, for the ids the ledger knows."""
-        return {doc_id: entry.fingerprint for doc_id, entry in self.entries(document_ids).items()}
-
     def unchanged(self, candidates: Mapping[str, str], *, source: str | None = None) -> set[str]:
         """The ids whose stored fingerprint equals the new one (so the put can be skipped).
 
@@ -122,10 +118,6 @@ class Ledger:
             and entry.fingerprint == fingerprint
             and (source is None or entry.source == source)
         }
-
-    def is_unchanged(self, document_id: str, fingerprint: str, *, source: str | None = None) -> bool:
-        """One-document form of :meth:`unchanged`."""
-        return document_id in self.unchanged({document_id: fingerprint}, source=source)
 
     def inventory(self, source: str) -> Iterator[str]:
         """Every document id recorded for ``source`` (paginated query on the ``bySource`` index)."""

@@ -56,13 +56,13 @@ class Plan(Wire):
 class Planner:
     """Turns a job's objects into parts and failures. I/O is injected so the logic is testable.
 
-    ``read(bucket, key) -> bytes | None`` reads metadata; ``fingerprints(ids) -> {id: fingerprint}``
+    ``read(bucket, key) -> bytes | None`` reads metadata; ``unchanged({id: fingerprint}) -> {ids}``
     is the ledger lookup (None disables skipping).
     """
 
     job: Job
     read: Callable[[str, str], bytes | None]
-    fingerprints: Callable[[list[str]], dict[str, str]] | None
+    unchanged: Callable[[dict[str, str]], set[str]] | None
     max_document_bytes: int
     max_request_bytes: int
     failures: list[Failure] = field(default_factory=list)
@@ -125,10 +125,10 @@ class Planner:
                     )
 
     def skip_unchanged(self, docs: list[PartDoc]) -> list[PartDoc]:
-        if self.fingerprints is None or self.job.force or not docs:
+        if self.unchanged is None or self.job.force or not docs:
             return docs
-        known = self.fingerprints([d.document_id for d in docs])
-        changed = [d for d in docs if known.get(d.document_id) != d.fingerprint]
+        skip = self.unchanged({d.document_id: d.fingerprint for d in docs})
+        changed = [d for d in docs if d.document_id not in skip]
         self.counts.skipped_unchanged += len(docs) - len(changed)
         return changed
 
@@ -159,12 +159,12 @@ def make_plan(
     objects: Iterable,
     *,
     read: Callable[[str, str], bytes | None],
-    fingerprints: Callable[[list[str]], dict[str, str]] | None,
+    unchanged: Callable[[dict[str, str]], set[str]] | None,
     max_document_bytes: int,
     max_request_bytes: int,
 ) -> tuple[list[PutPart | DeletePart], list[Failure], list[Failure], PlanCounts, str | None]:
     """The pure core of planning: parts, document failures, delete failures, counts, job error."""
-    planner = Planner(job, read, fingerprints, max_document_bytes, max_request_bytes)
+    planner = Planner(job, read, unchanged, max_document_bytes, max_request_bytes)
     deletes = list(manifest.deletes)
     key = manifests.deletes_object_key(job.prefix, manifest)
     if key is not None:
@@ -222,21 +222,21 @@ def plan_job(job: Job, settings: Any) -> tuple[Plan, list[PutPart | DeletePart]]
         return save(job, settings.reports_bucket, [], [], [], PlanCounts(), error), []
     manifest = manifests.parse_manifest(raw)
     objects = listing.list_objects(aws.client("s3"), job.bucket, job.batches_prefix)
-    fingerprints = None
+    unchanged = None
     if settings.skip_unchanged:
         book = ledger(settings)
 
-        def fingerprints(ids: list[str]) -> dict[str, str]:
+        def unchanged(candidates: dict[str, str]) -> set[str]:
             # Unchanged only within the same source: a document moving to this source is re-sent, so
             # the per-source inventory follows it.
-            return {i: e.fingerprint for i, e in book.entries(ids).items() if e.source == job.source}
+            return book.unchanged(candidates, source=job.source)
 
     if settings.document_mode == "s3":
         # Kendra reads S3Path documents itself: no request-size bound, only its per-file limit.
         max_document, max_request = S3_MAX_DOCUMENT_BYTES, S3_MAX_DOCUMENT_BYTES * MAX_DOCUMENTS_PER_CALL
     else:
         max_document, max_request = settings.max_document_bytes, settings.max_request_bytes
-    made = make_plan(job, manifest, objects, read=store.read, fingerprints=fingerprints,
+    made = make_plan(job, manifest, objects, read=store.read, unchanged=unchanged,
                      max_document_bytes=max_document, max_request_bytes=max_request)
     return save(job, settings.reports_bucket, *made), made[0]
 

@@ -39,7 +39,7 @@ def kendra_index(settings: Settings, *, sync_job_id: str | None = None) -> Any:
 
 
 @functools.lru_cache(maxsize=8)
-def _date_fields(index_id: str, marker: int) -> frozenset[str]:
+def _date_fields(index_id: str) -> frozenset[str]:
     from kendra_ingest.kendra import KendraIndex
 
     return KendraIndex(index_id).date_fields()
@@ -47,7 +47,7 @@ def _date_fields(index_id: str, marker: int) -> frozenset[str]:
 
 def date_fields(settings: Settings) -> frozenset[str]:
     """Index fields of type DATE_VALUE (DescribeIndex), cached per container."""
-    return _date_fields(settings.kendra_index_id, 0)
+    return _date_fields(settings.kendra_index_id)
 
 
 def reset_caches() -> None:
