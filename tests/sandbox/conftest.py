@@ -41,3 +41,68 @@ def assert_conserved(summary: dict[str, Any], failures: bytes) -> None:
     assert d["requested"] == d["put"] + d["skippedUnchanged"] + d["failed"], summary
     assert x["requested"] == x["deleted"] + x["failed"], summary
     assert len(rows(failures)) == d["failed"] + x["failed"], summary
+
+
+# -- the sample job scenario, shared by both options ---------------------------------------------------
+
+SAMPLE = Path(__file__).resolve().parents[2] / "sample"
+#: The sample's failure kinds (DocumentTooLarge needs the 64 KiB limit the sample runs use).
+SAMPLE_FAILURE_CODES = ("MissingMetadata", "MissingDocument", "InvalidMetadata", "DuplicateDocumentId",
+                        "ConflictingOperation", "DocumentTooLarge", "InvalidRequest", "IndexingFailed")
+
+
+def puts_of(calls: list[dict[str, Any]]) -> list[str]:
+    """Document ids Kendra accepted a BatchPutDocument call for."""
+    return [i for c in calls if c["operation"] == "BatchPutDocument" and c["outcome"] == "ok" for i in c["documentIds"]]
+
+
+def run_sample_twice(box: Any, out: Path) -> dict[str, Any]:
+    """The sample job, then the same folder again (nothing changed); what the tests look at."""
+    first = box.submit(SAMPLE / "job")
+    box.wait([first])
+    summary1, failures1 = box.report(first)
+    calls_before, reads_before = len(box.emulator.calls), len(box.s3_reads)
+    second = box.submit(SAMPLE / "job")
+    box.wait([second])
+    summary2, failures2 = box.report(second)
+    box.write_outputs(out, [first])
+    return {
+        "summary": summary1, "failures": failures1, "rerun": summary2, "rerun_failures": failures2,
+        "rerun_calls": box.emulator.calls[calls_before:], "rerun_reads": box.s3_reads[reads_before:],
+        "out": out, "job": first, "notes": box.notifications(), "index": box.emulator.index_snapshot(),
+    }
+
+
+def check_sample_accounted(run: dict[str, Any], option: str) -> None:
+    summary, failures = run["summary"], run["failures"]
+    assert_conserved(summary, failures)
+    assert summary["option"] == option and summary["status"] == "COMPLETED_WITH_FAILURES"
+    codes = {r["errorCode"] for r in rows(failures)}
+    assert set(SAMPLE_FAILURE_CODES) <= codes, set(SAMPLE_FAILURE_CODES) - codes
+    assert summary["deletes"]["deleted"] == 3  # unknown ids count as deleted
+    assert summary["documents"]["put"] >= 30
+    assert run["index"]["documents"]["emp-101"]["status"] == "INDEXED"
+
+
+def check_sample_outputs(run: dict[str, Any], option: str) -> None:
+    folder = run["out"] / run["job"]
+    for name in ("failures.csv", "summary.json", "notification.json"):
+        assert (folder / name).is_file()
+    calls = json.loads((run["out"] / "calls.json").read_text())
+    assert {c["operation"] for c in calls} >= {"BatchPutDocument", "BatchDeleteDocument"}
+    assert all(len(c["documentIds"]) <= 10 for c in calls)
+    note = json.loads((folder / "notification.json").read_text())
+    assert run["job"] in note["subject"]
+    assert note["summary"]["jobId"] == run["job"] and note["summary"]["option"] == option
+
+
+def check_unchanged_rerun(run: dict[str, Any]) -> None:
+    """Only the documents that failed last time are sent and read again; nothing that was put."""
+    assert_conserved(run["rerun"], run["rerun_failures"])
+    failed_before = {r["documentId"] for r in rows(run["failures"])}
+    resent = set(puts_of(run["rerun_calls"]))
+    assert resent <= failed_before, resent - failed_before
+    bodies = {k.split("/batches/", 1)[1].rsplit(".", 1)[0] for k in run["rerun_reads"]
+              if "/batches/" in k and not k.endswith(".metadata.json")}
+    assert bodies <= failed_before, bodies - failed_before
+    assert run["rerun"]["documents"]["skippedUnchanged"] >= 29  # the IndexingFailed one is re-sent

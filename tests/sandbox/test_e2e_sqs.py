@@ -20,9 +20,18 @@ import boto3
 import pytest
 
 from sandbox.run import Sandbox, SandboxOptions
-from tests.sandbox.conftest import assert_conserved, make_job, rows
+from tests.sandbox.conftest import (
+    SAMPLE,
+    assert_conserved,
+    check_sample_accounted,
+    check_sample_outputs,
+    check_unchanged_rerun,
+    make_job,
+    puts_of,
+    rows,
+    run_sample_twice,
+)
 
-SAMPLE = Path(__file__).resolve().parents[2] / "sample"
 FIELDS = json.loads((SAMPLE / "index-fields.json").read_text())
 QUEUES = ("put_queue_url", "delete_queue_url", "put_dlq_url", "delete_dlq_url")
 
@@ -53,46 +62,16 @@ def notified(box: Sandbox) -> list[str | None]:
     return [n["jobId"] for n in box.notification_log]
 
 
-def puts_of(calls: list[dict[str, Any]]) -> list[str]:
-    return [i for c in calls if c["operation"] == "BatchPutDocument" and c["outcome"] == "ok" for i in c["documentIds"]]
-
-
 @pytest.fixture(scope="module")
 def sample_run(tmp_path_factory):
-    """The sample job, then the same folder again (nothing changed)."""
-    out = tmp_path_factory.mktemp("out")
     with Sandbox(options(index_fields=FIELDS, seed=1, config={"maxDocumentBytes": 65536})) as box:
-        first = box.submit(SAMPLE / "job")
-        box.wait([first])
-        summary1, failures1 = box.report(first)
-        calls_before = len(box.emulator.calls)
-        reads_before = len(box.s3_reads)
-        second = box.submit(SAMPLE / "job")
-        box.wait([second])
-        summary2, failures2 = box.report(second)
+        run = run_sample_twice(box, tmp_path_factory.mktemp("out"))
         assert_settled(box)
-        box.write_outputs(out, [first])
-        result = {
-            "summary": summary1, "failures": failures1, "rerun": summary2, "rerun_failures": failures2,
-            "rerun_calls": box.emulator.calls[calls_before:], "rerun_reads": box.s3_reads[reads_before:],
-            "out": out, "job": first, "notes": box.notifications(), "index": box.emulator.index_snapshot(),
-            "batches": list(box.event_sources.batches),
-        }
-    return result
+        return {**run, "batches": list(box.event_sources.batches)}
 
 
 def test_sample_job_accounts_for_every_document(sample_run):
-    summary, failures = sample_run["summary"], sample_run["failures"]
-    assert_conserved(summary, failures)
-    assert summary["option"] == "sqs"
-    assert summary["status"] == "COMPLETED_WITH_FAILURES"
-    codes = Counter(r["errorCode"] for r in rows(failures))
-    for code in ("MissingMetadata", "MissingDocument", "InvalidMetadata", "DuplicateDocumentId",
-                 "ConflictingOperation", "DocumentTooLarge", "InvalidRequest", "IndexingFailed"):
-        assert codes[code] >= 1, (code, codes)
-    assert summary["deletes"]["deleted"] == 3  # unknown ids count as deleted
-    assert summary["documents"]["put"] >= 30
-    assert sample_run["index"]["documents"]["emp-101"]["status"] == "INDEXED"
+    check_sample_accounted(sample_run, "sqs")
 
 
 def test_sample_job_went_through_both_queues(sample_run):
@@ -104,29 +83,11 @@ def test_sample_job_went_through_both_queues(sample_run):
 
 
 def test_sample_outputs_written(sample_run):
-    folder = sample_run["out"] / sample_run["job"]
-    for name in ("failures.csv", "summary.json", "notification.json"):
-        assert (folder / name).is_file()
-    calls = json.loads((sample_run["out"] / "calls.json").read_text())
-    assert {c["operation"] for c in calls} >= {"BatchPutDocument", "BatchDeleteDocument"}
-    assert all(len(c["documentIds"]) <= 10 for c in calls)
-    note = json.loads((folder / "notification.json").read_text())
-    assert sample_run["job"] in note["subject"]
-    assert note["summary"]["jobId"] == sample_run["job"]
-    assert note["summary"]["option"] == "sqs"
+    check_sample_outputs(sample_run, "sqs")
 
 
 def test_rerun_of_unchanged_job_sends_and_reads_nothing(sample_run):
-    rerun = sample_run["rerun"]
-    assert_conserved(rerun, sample_run["rerun_failures"])
-    failed_before = {r["documentId"] for r in rows(sample_run["failures"])}
-    resent = set(puts_of(sample_run["rerun_calls"]))
-    assert resent <= failed_before, resent - failed_before
-    # No body of a document that was put last time is read again: only the failed ones are re-sent.
-    bodies = {k.split("/batches/", 1)[1].rsplit(".", 1)[0] for k in sample_run["rerun_reads"]
-              if "/batches/" in k and not k.endswith(".metadata.json")}
-    assert bodies <= failed_before, bodies - failed_before
-    assert rerun["documents"]["skippedUnchanged"] >= 29
+    check_unchanged_rerun(sample_run)
 
 
 def test_duplicate_events_run_the_job_once(tmp_path):
