@@ -486,14 +486,40 @@ def dead_letter(
         if record is None:
             raise UnreadableDeadLetter(f"run {message.run_id} is unknown (expired or never registered)")
     except (ValueError, UnreadableDeadLetter) as exc:
-        _quarantine(settings, message_id, body, str(exc))
-        return "quarantined"
+        recovered = _from_saved_plan(body, settings=settings, lock=lock)
+        if recovered is None:
+            _quarantine(settings, message_id, body, str(exc))
+            return "quarantined"
+        message, part = recovered
     if lock.part_completed(locking.run_record(message.run_id), message.part_id):
         return "already done"  # a worker completed it before the message ran out of receives
     reason = (f"the {part.action} message of part {part.part} was not processed within its queue's "
               "maxReceiveCount and went to the dead-letter queue")
     _complete(settings, lock, message, parts.fail(part, ErrorCode.DEAD_LETTERED, reason), invoke)
     return "done"
+
+
+def _from_saved_plan(body: str, *, settings: Settings, lock: Lock) -> tuple[PartMessage, PutPart | DeletePart] | None:
+    """A damaged message that still names its run and part: the part as the saved plan has it.
+
+    Its documents are then reported in their job (DeadLettered) instead of only being quarantined.
+    """
+    try:
+        item = json.loads(body)
+        run_id, action, number = item["runId"], item["action"], int(item["part"])
+    except (ValueError, TypeError, KeyError):
+        return None
+    record = lock.get_job(locking.run_record(str(run_id)))
+    if record is None or "job" not in record.attributes:
+        return None
+    job = Job.model_validate(record.attributes["job"])
+    saved = plan.load_parts(str(settings.reports_bucket), job) or []
+    part = next((p for p in saved if p.action == action and p.part == number), None)
+    if part is None:
+        return None
+    message = PartMessage(action=part.action, job_id=job.job_id, part=part.part, run_id=job.run_id,
+                          source=job.source)
+    return message, part
 
 
 def _quarantine(settings: Settings, message_id: str, body: str, reason: str) -> None:

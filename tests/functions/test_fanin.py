@@ -288,6 +288,23 @@ def test_dead_letters_fail_their_documents_and_count_toward_completion(world: Wo
     assert world.s3.list_objects_v2(Bucket=REPORTS, Prefix="_reports/dl-1/put/")["KeyCount"] == 2
 
 
+def test_a_damaged_dead_letter_of_a_known_run_is_reported_in_its_job(world: World) -> None:
+    event = world.upload("team/k", "dmg-1", docs(3))
+    produced = produce(world, event)
+    (message,) = messages(world, world.put_url)
+    damaged = json.loads(message["Body"])
+    damaged["docs"] = "truncated"  # still names its run, action and part
+    settings = world.settings()
+    assert fanin.dead_letter(json.dumps(damaged), message_id="m-9", settings=settings, lock=world.lock) == "done"
+    progress = world.lock.progress(locking.run_record(produced.run_id))
+    assert progress.complete
+    (payload,) = world.take_invokes("summarizer-fn")
+    summarize(world, payload)
+    summary, failures = world.report("dmg-1")
+    assert summary["documents"] == {"requested": 3, "put": 0, "skippedUnchanged": 0, "failed": 3}
+    assert {r[2] for r in read_failures_csv(failures)} == {"DeadLettered"}
+
+
 def test_unreadable_dead_letter_is_quarantined_not_dropped(world: World) -> None:
     settings = world.settings()
     assert fanin.dead_letter("not json", message_id="m-1", settings=settings, lock=world.lock) == "quarantined"
