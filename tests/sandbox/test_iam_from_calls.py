@@ -496,7 +496,10 @@ def test_sqs_conditional_grants_and_the_paths_the_runs_claim_to_cover(sqs_runs: 
     # (NoSuchKey, which needs s3:ListBucket on the reports bucket).
     missing = {c.target["bucket"] for c in inline.calls
                if inline.handler(c) == "producer" and c.operation == "GetObject" and c.error == "NoSuchKey"}
-    assert missing == {outputs["reports_bucket"]}
+    # (A duplicate trigger delivered after its job archived the manifest also reads NoSuchKey, on the
+    # ingestion bucket, depending on timing.)
+    assert outputs["reports_bucket"] in missing
+    assert missing <= {outputs["reports_bucket"], outputs["ingestion_bucket"]}
 
 
 # -- the mapping and the evaluator on their own -----------------------------------------------------
