@@ -10,8 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from aws_lambda_powertools import Logger
+
 from kendra_ingest import store
 from kendra_ingest.job import Job
+
+logger = Logger(service="kendra-ingestion", child=True)
 
 
 def _key(job: Job) -> str:
@@ -42,8 +46,16 @@ def stop(settings: Any, job: Job) -> bool:
     saved = store.read_json(settings.reports_bucket, _key(job))
     if not saved or saved.get("stopped"):
         return False
+    from kendra_ingest.kendra import KendraError
     from kendra_ingest.runtime import kendra_index
 
-    kendra_index(settings, sync_job_id=saved["executionId"]).stop_sync_job()
+    try:
+        kendra_index(settings, sync_job_id=saved["executionId"]).stop_sync_job()
+    except KendraError as exc:
+        if exc.code != "ValidationException":
+            raise
+        # No sync job runs on the data source any more (stopped outside the pipeline): nothing to stop,
+        # and failing here would keep the job from ever finishing.
+        logger.warning("sync job already stopped", extra={"jobId": job.job_id, "error": exc.message})
     store.write_json(settings.reports_bucket, _key(job), {**saved, "stopped": True})
     return True

@@ -498,3 +498,21 @@ def test_an_aborted_job_stops_its_sync_job(world: World, monkeypatch: pytest.Mon
     # A retried summary does not stop (nor fail on) the stopped sync job again.
     assert fanin.summarize(request, settings=settings, lock=world.lock, owner="sum-1", deadline=Deadline(60),
                            sleep=lambda s: None, sns=Published())["summarized"] is False
+
+
+def test_a_sync_job_stopped_outside_the_pipeline_does_not_block_the_summary(
+    world: World, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("KENDRA_DATA_SOURCE_ID", DATA_SOURCE)
+    settings = world.settings(KENDRA_DATA_SOURCE_ID=DATA_SOURCE)
+    produced = produce(world, world.upload("team/x", "outside-1", docs(2)), settings=settings)
+    drain(world)
+    # Someone stops the job's sync job in the console before the summary runs.
+    boto3.client("kendra", region_name="us-east-1").stop_data_source_sync_job(
+        Id=DATA_SOURCE, IndexId=settings.kendra_index_id)
+    (payload,) = world.take_invokes("summarizer-fn")
+    request = fanin.SummaryRequest(run_id=produced.run_id, job_id=produced.job_id)
+    assert payload["runId"] == produced.run_id
+    result = fanin.summarize(request, settings=settings, lock=world.lock, owner="sum-1", deadline=Deadline(60),
+                             sleep=lambda s: None, sns=Published())
+    assert result["summarized"] is True and result["status"] == "SUCCEEDED"
