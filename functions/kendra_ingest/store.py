@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from kendra_ingest import aws
+from kendra_ingest.listing import list_objects
 
 
 class Replaced(RuntimeError):
@@ -46,10 +47,7 @@ def write_json(bucket: str, key: str, value: Any) -> None:
 
 def keys(bucket: str, prefix: str) -> Iterator[str]:
     """Keys under ``prefix`` in listing order (paginated)."""
-    paginator = aws.client("s3").get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
-        for item in page.get("Contents", ()):
-            yield item["Key"]
+    return (obj.key for obj in list_objects(aws.client("s3"), bucket, prefix))
 
 
 def move(source_bucket: str, source_key: str, target_bucket: str, target_key: str, *,
