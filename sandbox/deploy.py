@@ -247,7 +247,9 @@ class MotoMocks(pulumi.runtime.Mocks):
 
             if self._session is None:
                 self._session = boto3.session.Session(region_name=REGION)
-            self._clients[service] = self._session.client(service, region_name=REGION)
+            made = self._session.client(service, region_name=REGION)
+            _ = made.exceptions  # built lazily and without a lock by botocore: build it before sharing
+            self._clients[service] = made
         return self._clients[service]
 
     def invent_name(

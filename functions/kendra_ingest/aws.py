@@ -59,8 +59,32 @@ def client(service: str) -> Any:
                 import boto3.session
 
                 _session = boto3.session.Session()
-            found = _clients[service] = _session.client(service, config=_config(service))
+            found = _session.client(service, config=_config(service))
+            # botocore builds ``client.exceptions`` lazily and without a lock: threads touching it for
+            # the first time at once can get different classes, and ``except client.exceptions.X``
+            # then misses the X another thread's class raised. Build them here, before any thread
+            # sees the client.
+            _ = found.exceptions
+            _clients[service] = found
     return found
+
+
+def error_code(exc: BaseException) -> str | None:
+    """The AWS error code of a botocore ``ClientError`` (None for anything else).
+
+    Comparing codes rather than catching ``client.exceptions.X`` classes is immune to which client
+    (or which thread's lazily built class) raised the error.
+    """
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return None
+    code = response.get("Error", {}).get("Code")
+    return str(code) if code is not None else None
+
+
+def is_error(exc: BaseException, *codes: str) -> bool:
+    """Whether ``exc`` is a ``ClientError`` with one of ``codes``."""
+    return error_code(exc) in codes
 
 
 def reset_clients() -> None:

@@ -26,7 +26,7 @@ def read(bucket: str, key: str, *, if_match: str | None = None) -> bytes | None:
     except s3.exceptions.NoSuchKey:
         return None
     except s3.exceptions.ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "PreconditionFailed":
+        if aws.is_error(exc, "PreconditionFailed"):
             raise Replaced(f"s3://{bucket}/{key} was replaced (ETag is no longer {if_match})") from exc
         raise
 
