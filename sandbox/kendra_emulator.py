@@ -28,8 +28,8 @@ Where Kendra's behaviour is not published, the emulator decides, and says so her
   fails indexing, as does text content (``PLAIN_TEXT``, ``HTML``, ``MD``, ``CSV``, ``JSON``, ``XML``,
   ``XSLT``) that is not UTF-8; without a ``ContentType`` only the empty check applies.
   ``FailureCode`` is ``InvalidContent`` then.
-- A re-put of an indexed document goes through ``PROCESSING`` to ``INDEXED`` again (never ``UPDATED``);
-  a delete takes effect at once (Kendra can take an hour to show ``NOT_FOUND``).
+- A re-put of a document whose indexing had succeeded goes through ``PROCESSING`` to ``UPDATED`` (or
+  ``UPDATE_FAILED``); a delete takes effect at once (Kendra can take an hour to show ``NOT_FOUND``).
 - ``StopDataSourceSyncJob`` without a running job is a ``ValidationException``; a stopped job shows
   ``SYNCING_INDEXING`` for ``indexing_delay_seconds``, then ``SUCCEEDED``. A put or a delete naming a
   job that is not running (``_data_source_sync_job_execution_id`` or ``DataSourceSyncJobMetricTarget``)
@@ -118,6 +118,9 @@ IMPLEMENTED_OPERATIONS = (
 
 _ERROR_STATUS = {"InternalServerException": 500}  # every other Kendra exception is a 400
 _DATA_SOURCE_ID = "_data_source_id"
+_INDEXED_STATUSES = frozenset({"INDEXED", "UPDATED"})
+#: The final status of a re-put of an indexed document, by the status a first put would reach.
+_UPDATE_STATUS = {"INDEXED": "UPDATED", "FAILED": "UPDATE_FAILED"}
 _SYNC_EXECUTION_ID = "_data_source_sync_job_execution_id"
 
 
@@ -460,6 +463,7 @@ class KendraEmulator:
                     "contentType": doc.content_type,
                     "attributes": json.loads(json.dumps(doc.attributes)),
                     "acl": json.loads(json.dumps(doc.acl)),
+                    "hierarchicalAcl": json.loads(json.dumps(doc.hierarchical_acl)),
                     "status": doc.status(now),
                 }
                 for doc_id, doc in self._documents.items()
@@ -606,6 +610,10 @@ class KendraEmulator:
                     continue
                 assert item.document is not None
                 item.document.ready_at = now + self.indexing_delay_seconds
+                previous = self._documents.get(item.doc_id)
+                if previous is not None and previous.status(now) in _INDEXED_STATUSES:
+                    # Kendra reports a re-indexed document as an update of the one it held.
+                    item.document.final_status = _UPDATE_STATUS[item.document.final_status]
                 if job is not None:
                     job.metrics[
                         "DocumentsModified" if item.doc_id in self._documents else "DocumentsAdded"
@@ -791,7 +799,7 @@ class KendraEmulator:
                     status["DocumentStatus"] = "NOT_FOUND"
                 else:
                     status["DocumentStatus"] = doc.status(now)
-                    if status["DocumentStatus"] == "FAILED":
+                    if status["DocumentStatus"] in ("FAILED", "UPDATE_FAILED"):
                         status["FailureCode"] = doc.failure_code
                         status["FailureReason"] = doc.failure_reason
                 statuses.append(status)
@@ -807,7 +815,7 @@ class KendraEmulator:
         fields.update(self.index_fields or {})
         with self._lock:
             now = self.clock()
-            indexed = [doc for doc in self._documents.values() if doc.status(now) == "INDEXED"]
+            indexed = [doc for doc in self._documents.values() if doc.status(now) in _INDEXED_STATUSES]
             self._append_call("DescribeIndex", [], 0, "ok")
         created = self._wall_origin
         return {

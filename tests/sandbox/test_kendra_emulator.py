@@ -253,6 +253,7 @@ def test_declared_and_reserved_attributes_are_accepted_and_snapshotted() -> None
             "_source_uri": {"StringValue": "https://example.com/a"},
         },
         "acl": acl,
+        "hierarchicalAcl": None,
         "status": "INDEXED",
     }
 
@@ -970,3 +971,18 @@ def test_every_error_the_emulator_sends_is_a_modeled_exception_of_its_operation(
         "ThrottlingException",
         "InternalServerException",
     }
+
+
+def test_a_reput_of_an_indexed_document_is_updated_and_the_snapshot_shows_its_hierarchical_acl() -> None:
+    emulator = KendraEmulator()
+    client = client_for(emulator)
+    levels = [{"PrincipalList": [{"Name": "hr", "Type": "GROUP", "Access": "ALLOW"}]}]
+    client.batch_put_document(IndexId=emulator.index_id, Documents=[doc("a", HierarchicalAccessControlList=levels)])
+    assert statuses(client, emulator, "a")["a"]["DocumentStatus"] == "INDEXED"
+    client.batch_put_document(IndexId=emulator.index_id, Documents=[doc("a"), doc("b")])
+    assert {k: s["DocumentStatus"] for k, s in statuses(client, emulator, "a", "b").items()} == {
+        "a": "UPDATED", "b": "INDEXED"}
+    client.batch_put_document(IndexId=emulator.index_id, Documents=[doc("c", HierarchicalAccessControlList=levels)])
+    snapshot = emulator.index_snapshot()["documents"]
+    assert snapshot["c"]["hierarchicalAcl"] == levels and snapshot["b"]["hierarchicalAcl"] is None
+    assert snapshot["a"]["status"] == "UPDATED" and "acl" in snapshot["a"]
