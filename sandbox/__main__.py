@@ -31,6 +31,28 @@ def _index_fields(text: str) -> dict[str, str]:
     return fields
 
 
+def _config_pair(text: str) -> tuple[str, object]:
+    """``KEY=VALUE``: a stack configuration key; a value that parses as JSON is taken as JSON."""
+    from infra.config import KEYS
+
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE (got {text!r})")
+    if key not in KEYS:
+        raise argparse.ArgumentTypeError(f"unknown stack configuration key {key!r} (known: {', '.join(KEYS)})")
+    try:
+        return key, json.loads(value)
+    except ValueError:
+        return key, value
+
+
+def _non_negative(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more (got {text})")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m sandbox", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -48,6 +70,12 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=None)
     r.add_argument("--quiet", action="store_true")
     r.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for each job")
+    r.add_argument("--config", type=_config_pair, action="append", default=[], metavar="KEY=VALUE",
+                   help="a stack configuration key for the deployed program (JSON values are parsed); repeatable")
+    r.add_argument("--prefix", action="append", default=[], metavar="P",
+                   help="upload each input under P instead of a generated prefix; repeatable, in input order")
+    r.add_argument("--indexing-delay", type=_non_negative, default=0.0, metavar="S",
+                   help="documents stay PROCESSING for S seconds of the emulator's clock")
     d = sub.add_parser("demo", help="run the sample job through both options and print the reports")
     d.add_argument("--out", type=Path, default=ROOT / "build" / "demo")
     return p
@@ -63,6 +91,10 @@ def main(argv: list[str] | None = None) -> int:
         if not (directory / "_control" / "manifest.json").is_file():
             print(f"error: {directory} has no _control/manifest.json", file=sys.stderr)
             return 2
+    if args.prefix and len(args.prefix) != len(args.input):
+        print(f"error: {len(args.prefix)} --prefix for {len(args.input)} --input (give one per input, or none)",
+              file=sys.stderr)
+        return 2
     if args.duplicate_events < 1:
         print("error: --duplicate-events must be at least 1", file=sys.stderr)
         return 2
@@ -70,11 +102,14 @@ def main(argv: list[str] | None = None) -> int:
         option=args.option, kendra_tps=args.kendra_tps, kendra_throttle=args.kendra_throttle,
         kendra_internal_error=args.kendra_internal_error, index_fields=args.index_fields,
         duplicate_events=args.duplicate_events, crash_after_kendra=args.crash_after_kendra, seed=args.seed,
-        quiet=args.quiet, timeout_seconds=args.timeout,
+        quiet=args.quiet, timeout_seconds=args.timeout, config=dict(args.config),
+        indexing_delay_seconds=args.indexing_delay,
     )
+    from sandbox.deploy import DeployError
+
     try:
-        return run(args.input, args.out, options)
-    except SandboxError as exc:
+        return run(args.input, args.out, options, prefixes=args.prefix or None)
+    except (SandboxError, DeployError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 

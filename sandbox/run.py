@@ -124,7 +124,8 @@ class Sandbox:
 
         self.s3 = boto3.client("s3", region_name=REGION)
         self.emulator = KendraEmulator(
-            index_id=INDEX_ID, index_fields=o.index_fields, tps=o.kendra_tps,
+            # A --config kendraIndexId names the emulated index too, or every call would miss it.
+            index_id=str(o.config.get("kendraIndexId", INDEX_ID)), index_fields=o.index_fields, tps=o.kendra_tps,
             throttle_probability=o.kendra_throttle, internal_error_probability=o.kendra_internal_error,
             seed=o.seed, indexing_delay_seconds=o.indexing_delay_seconds, s3_reader=self._read_s3,
         )
@@ -419,20 +420,44 @@ def _recording_s3_reads(reads: list[str]) -> Iterator[None]:
         yield
 
 
-def run(inputs: list[Path], out: Path, options: SandboxOptions) -> int:
-    """The CLI's ``run``: every input in order on one deployed stack; 0 when every job finished."""
+def result_line(job_id: str, summary: dict[str, Any], failures_csv: bytes) -> str:
+    """One line per finished job: status, counts and failures by code."""
+    import csv
+    import io
+    from collections import Counter
+
+    d, x = summary.get("documents", {}), summary.get("deletes", {})
+    rows = list(csv.DictReader(io.StringIO(failures_csv.decode("utf-8", "replace"))))
+    codes = Counter(row.get("errorCode", "") for row in rows)
+    by_code = ", ".join(f"{code} {n}" for code, n in sorted(codes.items())) or "none"
+    line = (f"{job_id}: {summary.get('status')} - documents {d.get('requested', 0)} requested, {d.get('put', 0)} put, "
+            f"{d.get('skippedUnchanged', 0)} unchanged, {d.get('failed', 0)} failed; deletes "
+            f"{x.get('requested', 0)} requested, {x.get('deleted', 0)} deleted, {x.get('failed', 0)} failed; "
+            f"failures by code: {by_code}")
+    if summary.get("error"):
+        line += f"; error: {summary['error']}"
+    return line
+
+
+def run(inputs: list[Path], out: Path, options: SandboxOptions, *, prefixes: list[str] | None = None) -> int:
+    """The CLI's ``run``: every input in order on one deployed stack; 0 when every job finished.
+
+    ``prefixes`` (one per input) replaces the generated upload prefixes.
+    """
+    if prefixes is not None and len(prefixes) != len(inputs):
+        raise SandboxError(f"{len(prefixes)} prefixes for {len(inputs)} inputs")
     started = time.monotonic()
     with Sandbox(options) as box:
         job_ids: list[str] = []
-        for directory in inputs:
-            job_id = box.submit(directory)
+        for n, directory in enumerate(inputs):
+            job_id = box.submit(directory, prefix=prefixes[n].strip("/") if prefixes else None)
             if not options.quiet:
                 print(f"==> {job_id}: submitted {directory} (option {options.option})", file=sys.stderr)
             box.wait([job_id])
             job_ids.append(job_id)
             if not options.quiet:
-                summary, _ = box.report(job_id)
-                print(f"==> {job_id}: {summary['status']}", file=sys.stderr)
+                summary, failures = box.report(job_id)
+                print(f"==> {result_line(job_id, summary, failures)}", file=sys.stderr)
         box.write_outputs(out, job_ids)
     if not options.quiet:
         print(f"==> done in {time.monotonic() - started:.1f}s; outputs in {out}", file=sys.stderr)
