@@ -74,6 +74,8 @@ def parser() -> argparse.ArgumentParser:
                    help="a stack configuration key for the deployed program (JSON values are parsed); repeatable")
     r.add_argument("--prefix", action="append", default=[], metavar="P",
                    help="upload each input under P instead of a generated prefix; repeatable, in input order")
+    r.add_argument("--s3-latency", type=_non_negative, default=0.0, metavar="MS",
+                   help="every S3 request of a function waits MS milliseconds first")
     r.add_argument("--indexing-delay", type=_non_negative, default=0.0, metavar="S",
                    help="documents stay PROCESSING for S seconds of the emulator's clock")
     d = sub.add_parser("demo", help="run the sample job through both options and print the reports")
@@ -103,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         kendra_internal_error=args.kendra_internal_error, index_fields=args.index_fields,
         duplicate_events=args.duplicate_events, crash_after_kendra=args.crash_after_kendra, seed=args.seed,
         quiet=args.quiet, timeout_seconds=args.timeout, config=dict(args.config),
-        indexing_delay_seconds=args.indexing_delay,
+        indexing_delay_seconds=args.indexing_delay, s3_latency_ms=args.s3_latency,
     )
     from sandbox.deploy import DeployError
 

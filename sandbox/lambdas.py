@@ -31,7 +31,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -159,6 +159,32 @@ def disable_env_overlay() -> None:
             _original_thread_start = None
 
 
+#: The overlay variable naming the running invocation (threads a handler starts inherit it).
+INVOCATION_VAR = "SANDBOX_INVOCATION"
+
+
+@dataclass
+class InvocationLog:
+    """What ``OUT/invocations.json`` holds for one invocation: its handler module, seconds and the
+    AWS requests it made, by ``service:operation``."""
+
+    function: str
+    started: float
+    seconds: float | None = None
+    requests: dict[str, int] = field(default_factory=dict)
+
+    def dump(self) -> dict[str, Any]:
+        return {"function": self.function, "seconds": round(self.seconds or 0.0, 4),
+                "requests": dict(sorted(self.requests.items()))}
+
+
+def current_invocation() -> int | None:
+    """The number of the invocation running on the calling thread (None outside any)."""
+    overlay = _overlay()
+    value = overlay.get(INVOCATION_VAR) if overlay is not None else None
+    return int(value) if isinstance(value, str) else None
+
+
 def current_function_name() -> str | None:
     """The name of the function whose invocation runs on the calling thread (None outside any).
 
@@ -276,6 +302,8 @@ class LambdaRuntime:
         self._executor = ThreadPoolExecutor(max_workers=async_workers, thread_name_prefix="lambda-async")
         self._pending: set[Future[Any]] = set()
         self._handlers: dict[str, Callable[[Any, Any], Any]] = {}
+        #: Every invocation in start order (``OUT/invocations.json``).
+        self.invocation_logs: list[InvocationLog] = []
 
     # -- handler resolution ------------------------------------------------------------------------
 
@@ -322,9 +350,13 @@ class LambdaRuntime:
         result: Any = None
         error: dict[str, Any] | None = None
         exc_obj: BaseException | None = None
+        with self._lock:
+            number = len(self.invocation_logs)
+            log = InvocationLog(function=cfg.handler.rpartition(".")[0], started=started)
+            self.invocation_logs.append(log)
         try:
             handler = self._handler(cfg.handler)
-            with env_overlay(self._environment(cfg)):
+            with env_overlay({**self._environment(cfg), INVOCATION_VAR: str(number)}):
                 result = handler(event, context)
             # What a real caller receives is the JSON serialization of the return value.
             result = json.loads(json.dumps(result))
@@ -332,6 +364,7 @@ class LambdaRuntime:
             exc_obj = exc
             error = error_payload(exc, context.aws_request_id)
         duration = time.monotonic() - t0
+        log.seconds = duration
         record = Invocation(
             function_name=cfg.name,
             request_id=context.aws_request_id,
@@ -353,6 +386,16 @@ class LambdaRuntime:
 
         name = function_name.split(":function:")[-1].split(":")[0]
         return lambda_backends[ACCOUNT_ID][REGION].get_function(name)
+
+    def count_request(self, service: str, operation: str) -> None:
+        """Charge one AWS request to the invocation running on the calling thread (if any)."""
+        number = current_invocation()
+        if number is None:
+            return
+        name = f"{service}:{operation}"
+        with self._lock:
+            requests = self.invocation_logs[number].requests
+            requests[name] = requests.get(name, 0) + 1
 
     def invoke_local(self, function_name: str, event: Any, *, request_id: str | None = None) -> Any:
         """Invoke a deployed function synchronously and return its (JSON round-tripped) result.

@@ -35,6 +35,7 @@ QUIET_SECONDS = 5.0
 WATCHDOG_RUNS_WHEN_STALLED = 2
 
 
+
 class SandboxError(RuntimeError):
     """The pipeline itself broke, or a job did not finish in time."""
 
@@ -59,6 +60,8 @@ class SandboxOptions:
     #: Option sqs: probability that a message processed on its first receive is not deleted (a lost
     #: delete, or a visibility timeout that ran out first), so SQS delivers it a second time.
     sqs_redeliver: float = 0.0
+    #: Every S3 request a function makes waits this long first (milliseconds), as on AWS.
+    s3_latency_ms: float = 0.0
     #: Record every boto3 call each function makes (``Sandbox.aws_calls``; see sandbox/iam_recorder.py).
     record_calls: bool = False
 
@@ -123,6 +126,7 @@ class Sandbox:
         import boto3
 
         self.s3 = boto3.client("s3", region_name=REGION)
+        self.s3._sandbox_own = True  # the emulator reads S3Path documents with it: not a function's request
         self.emulator = KendraEmulator(
             # A --config kendraIndexId names the emulated index too, or every call would miss it.
             index_id=str(o.config.get("kendraIndexId", INDEX_ID)), index_fields=o.index_fields, tps=o.kendra_tps,
@@ -144,6 +148,7 @@ class Sandbox:
         self.deployment = deploy(config, stack=o.option)
         self.outputs = self.deployment.outputs
         self.runtime = enter(lambdas.installed(self.deployment))
+        enter(_counting_requests(self.runtime, s3_latency_ms=o.s3_latency_ms))
         self.delivery = enter(eventbridge.installed(duplicate_events=o.duplicate_events))
         if self.deployment.event_source_mappings:
             # Failed messages come back after the queue's visibility timeout in sandbox time (wait_scale).
@@ -341,6 +346,8 @@ class Sandbox:
         (out / "index.json").write_text(json.dumps(self.emulator.index_snapshot(), indent=2, ensure_ascii=False,
                                                    default=str))
         (out / "calls.json").write_text(json.dumps(self.emulator.calls, indent=2, ensure_ascii=False))
+        (out / "invocations.json").write_text(json.dumps(
+            [log.dump() for log in self.runtime.invocation_logs], indent=1, ensure_ascii=False))
 
 
 def _trailing_json(message: str) -> dict[str, Any] | None:
@@ -375,6 +382,33 @@ def _hooked_clients(service: str, hooks: list[tuple[str, Any]]) -> Iterator[None
         yield
     finally:
         botocore.client.ClientCreator.create_client = original  # type: ignore[method-assign]
+
+
+@contextmanager
+def _counting_requests(runtime: Any, *, s3_latency_ms: float) -> Iterator[None]:
+    """Charge every AWS request a function makes to its invocation (``OUT/invocations.json``), and
+    delay each of its S3 requests by ``s3_latency_ms``. Requests on the sandbox's own clients, or made
+    outside any invocation, are neither counted nor delayed."""
+    from botocore.client import BaseClient
+
+    from sandbox import lambdas
+
+    original = BaseClient._make_api_call
+    delay = s3_latency_ms / 1000.0
+
+    def make_api_call(self: Any, operation_name: str, api_params: Any) -> Any:
+        if not getattr(self, "_sandbox_own", False) and lambdas.current_invocation() is not None:
+            service = self.meta.service_model.endpoint_prefix
+            runtime.count_request(service, operation_name)
+            if delay and service == "s3":
+                time.sleep(delay)
+        return original(self, operation_name, api_params)
+
+    BaseClient._make_api_call = make_api_call  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        BaseClient._make_api_call = original  # type: ignore[method-assign]
 
 
 @contextmanager

@@ -80,3 +80,35 @@ def test_config_prefix_and_indexing_delay_reach_the_run(tmp_path: Path, capsys: 
     assert len(lines) == 1
     assert "COMPLETED_WITH_FAILURES" in lines[0] and "MissingMetadata 1" in lines[0]
     assert "2 requested, 1 put" in lines[0]
+
+
+def test_invocations_json_charges_each_invocation_its_requests(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import time as time_module
+
+    slept: list[float] = []
+    real_sleep = time_module.sleep
+
+    def sleep(seconds: float) -> None:
+        if seconds == 0.007:  # the injected S3 latency: counted, not waited for
+            slept.append(seconds)
+            return
+        real_sleep(seconds)
+
+    monkeypatch.setattr("sandbox.run.time.sleep", sleep)
+    out = tmp_path / "o"
+    code = cli.main(["run", "--option", "sfn", "--input", str(_job(tmp_path)), "--out", str(out),
+                     "--s3-latency", "7", "--quiet"])
+    assert code == 0
+    invocations = json.loads((out / "invocations.json").read_text())
+    functions = [i["function"] for i in invocations]
+    assert functions[0] == "load_manifest" and "process_batch" in functions and "aggregate_failures" in functions
+    assert all(i["seconds"] >= 0 for i in invocations)
+    (put,) = [i for i in invocations if i["function"] == "process_batch"]
+    # one part: its metadata and body read once (worker threads are charged too), one Kendra call
+    assert put["requests"]["s3:GetObject"] == 2
+    assert put["requests"]["kendra:BatchPutDocument"] == 1
+    plan = next(i for i in invocations if i["function"] == "list_batches")
+    assert plan["requests"]["s3:ListObjectsV2"] >= 1
+    s3_requests = sum(n for i in invocations for op, n in i["requests"].items() if op.startswith("s3:"))
+    assert len(slept) == s3_requests  # every function S3 request, and only those, waited
