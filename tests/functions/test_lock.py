@@ -19,6 +19,8 @@ from kendra_ingest.lock import (
 )
 from moto import mock_aws
 
+from tests.functions.serialised import Serialised
+
 TABLE = "kendra-ingestion-locks"
 
 
@@ -178,29 +180,6 @@ def test_summary_claim_and_finish(lock: Lock) -> None:
     assert lock.try_start_summary("hr-1", "worker-c") is False
     with pytest.raises(UnknownJob):
         lock.finish_job("unknown", "FAILED")
-
-
-class Serialised:
-    """A DynamoDB client whose requests never overlap.
-
-    Real DynamoDB makes each request (a conditional write, a transaction) atomic; moto does not (its
-    transactions snapshot and restore whole tables), so concurrent requests are serialised here to
-    emulate the service, while the threads still interleave freely between requests.
-    """
-
-    _gate = threading.Lock()
-
-    def __init__(self, client: Any) -> None:
-        self._client = client
-        self.exceptions = client.exceptions
-
-    def __getattr__(self, name: str) -> Any:
-        method = getattr(self._client, name)
-
-        def call(**kwargs: Any) -> Any:
-            with self._gate:
-                return method(**kwargs)
-        return call
 
 
 def test_duplicate_completions_and_summary_race_across_threads(dynamodb: Any, clock: Clock) -> None:

@@ -15,6 +15,8 @@ from kendra_ingest.deadline import Deadline
 from kendra_ingest.pacing import HEADROOM, QuotaPacer
 from moto import mock_aws
 
+from tests.functions.serialised import Serialised
+
 TABLE = "lock"
 
 
@@ -44,25 +46,6 @@ def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
                             AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
                             BillingMode="PAY_PER_REQUEST")
         yield client
-
-
-class Serialised:
-    """A DynamoDB client whose requests never overlap: real DynamoDB makes each conditional write
-    atomic, moto does not, so requests are serialised here while threads interleave between them."""
-
-    _gate = threading.Lock()
-
-    def __init__(self, client: Any) -> None:
-        self._client = client
-        self.exceptions = client.exceptions
-
-    def __getattr__(self, name: str) -> Any:
-        method = getattr(self._client, name)
-
-        def call(**kwargs: Any) -> Any:
-            with self._gate:
-                return method(**kwargs)
-        return call
 
 
 def test_calls_are_spread_evenly_below_the_rate(dynamodb: Any) -> None:
