@@ -45,6 +45,9 @@ def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         client.create_table(TableName=TABLE, KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
                             AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
                             BillingMode="PAY_PER_REQUEST")
+        # Threads share this client: build botocore's lazy exception classes now, as aws.client does
+        # (else two threads may build two ConditionalCheckFailedException classes and miss a catch).
+        _ = client.exceptions
         yield client
 
 
