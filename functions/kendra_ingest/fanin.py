@@ -582,12 +582,15 @@ def summarize(
 
 
 def _verify(settings: Settings, job: Job, deadline: Any, sleep: Callable[[float], None]) -> None:
-    """Poll indexing while the Lambda has time; documents still processing are reported as pending."""
+    """Poll indexing for the verification window, or while the Lambda has time to poll again and still
+    finish; what is not confirmed by the last round is ``IndexingUnconfirmed``."""
     while True:
+        last = not deadline.allows(2 * VERIFY_POLL_SECONDS + FINISH_RESERVE_SECONDS)
         # A fresh index per round: verify() adds the index's call counts to its saved state.
         state = verify.verify(job, reports_bucket=str(settings.reports_bucket),
-                              index=kendra_index(settings), ledger=ledger(settings), deadline=deadline)
-        if state.done or not deadline.allows(VERIFY_POLL_SECONDS + FINISH_RESERVE_SECONDS):
+                              index=kendra_index(settings), ledger=ledger(settings), deadline=deadline,
+                              timeout=settings.verify_timeout_seconds, last=last)
+        if state.done:
             return
         sleep(VERIFY_POLL_SECONDS)
 

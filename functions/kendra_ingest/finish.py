@@ -15,6 +15,7 @@ from kendra_ingest import reports, store
 from kendra_ingest.job import Job
 from kendra_ingest.models import ErrorCode, Failure, KendraCounts, Wire
 from kendra_ingest.parts import PartResult, fail, parse, result_key
+from kendra_ingest.verify import unconfirmed
 
 
 class Report(Wire):
@@ -72,8 +73,13 @@ def finish(job: Job, *, option: str, reports_bucket: str, error: str | None = No
             elif outcome.status == "deleted":
                 deleted += 1
 
+    finished_at = datetime.now(UTC)
     verify = store.read_json(reports_bucket, job.work_key("verify.json")) or {}
     indexing_failures = [Failure.model_validate(f) for f in verify.get("failures", ())]
+    if verify and not verify.get("done"):
+        # Verification was cut short (a crash, an abort): what it had not confirmed is not reported put.
+        waited = finished_at.timestamp() - float(verify.get("started", finished_at.timestamp()))
+        indexing_failures.extend(unconfirmed(i, None, waited) for i in verify.get("pending", ()))
     doc_failures.extend(indexing_failures)
     put -= len(indexing_failures)
     if verify:
@@ -85,7 +91,6 @@ def finish(job: Job, *, option: str, reports_bucket: str, error: str | None = No
     archived = store.move(job.bucket, job.manifest_key, reports_bucket, reports.archive_key(job.job_id),
                           if_match=job.manifest_etag)
 
-    finished = datetime.now(UTC)
     summary = reports.build_summary(
         job_id=job.job_id, option=option, source=job.source,
         documents={"requested": counts.get("documentsRequested", 0), "put": put,
@@ -93,9 +98,10 @@ def finish(job: Job, *, option: str, reports_bucket: str, error: str | None = No
         deletes={"requested": counts.get("deletesRequested", 0), "deleted": deleted,
                  "failed": len(delete_failures)},
         kendra=kendra.model_dump(by_alias=True),
-        started_at=datetime.fromisoformat(job.started_at), finished_at=finished,
+        started_at=datetime.fromisoformat(job.started_at), finished_at=finished_at,
         failure_rows=len(rows), error=error,
-        indexing={"verified": verify.get("verified", 0), "pending": len(verify.get("pending", ()))}
+        indexing={"verified": verify.get("verified", 0),
+                  "unconfirmed": sum(f.error_code == ErrorCode.INDEXING_UNCONFIRMED for f in indexing_failures)}
         if verify else None,
         manifest_archived=archived,
     )

@@ -28,6 +28,7 @@ class ErrorCode(StrEnum):
     CONFLICTING_OPERATION = "ConflictingOperation"
     RETRIES_EXHAUSTED = "RetriesExhausted"
     INDEXING_FAILED = "IndexingFailed"
+    INDEXING_UNCONFIRMED = "IndexingUnconfirmed"
     DEAD_LETTERED = "DeadLettered"
     JOB_ABORTED = "JobAborted"
 

@@ -11,6 +11,7 @@ from tests.sandbox.conftest import (
     SAMPLE,
     assert_conserved,
     check_sample_accounted,
+    check_indexing_unconfirmed,
     check_sample_outputs,
     check_unchanged_rerun,
     make_job,
@@ -214,3 +215,7 @@ def test_an_aborted_execution_still_gets_its_report_and_releases_its_source(tmp_
         assert "FAILED" in box.notifications()[job]["subject"]
         items = boto3.client("dynamodb", region_name="us-east-1").scan(TableName=box.outputs["lock_table"])["Items"]
         assert not [i for i in items if i["pk"]["S"].startswith("source#")]
+
+
+def test_indexing_not_confirmed_in_the_window_is_a_failure_and_resent(tmp_path):
+    check_indexing_unconfirmed("sfn", tmp_path)

@@ -24,6 +24,7 @@ from tests.sandbox.conftest import (
     SAMPLE,
     assert_conserved,
     check_sample_accounted,
+    check_indexing_unconfirmed,
     check_sample_outputs,
     check_unchanged_rerun,
     make_job,
@@ -380,3 +381,7 @@ def test_the_same_job_id_again_is_a_new_run_with_its_own_report(tmp_path: Path) 
         assert summary["documents"] == {"requested": 1, "put": 1, "skippedUnchanged": 0, "failed": 0}
         assert rows(failures) == []
         assert_settled(box)
+
+
+def test_indexing_not_confirmed_in_the_window_is_a_failure_and_resent(tmp_path):
+    check_indexing_unconfirmed("sqs", tmp_path)
