@@ -89,15 +89,16 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "process_batch": (*_JOB, "DOCUMENTS_TABLE", *_LIMITS, *_KENDRA),  # + kendra:DescribeIndex (date fields)
     "verify_indexing": (*_JOB, "DOCUMENTS_TABLE", "KENDRA_INDEX_ID", "VERIFY_INDEXING",
                         "VERIFY_TIMEOUT_SECONDS"),
-    "aggregate_failures": (*_JOB, *_KENDRA),  # the index: stopping the job's data-source sync job
+    "aggregate_failures": (*_JOB, *_KENDRA, "DOCUMENTS_TABLE"),  # the index: stopping the job's data-source sync job
     "release_lock": ("LOCK_TABLE",),
-    "finish_abandoned": (*_JOB, "LOCK_TABLE", "TOPIC_ARN", *_KENDRA),
+    "finish_abandoned": (*_JOB, "LOCK_TABLE", "TOPIC_ARN", *_KENDRA, "DOCUMENTS_TABLE"),
     # option sqs
     "producer": (*_JOB, "LOCK_TABLE", "DOCUMENTS_TABLE", "SKIP_UNCHANGED", *_LIMITS, *_KENDRA,
                  "PUT_QUEUE_URL", "DELETE_QUEUE_URL", "PUT_SHARDS", "DELETE_SHARDS", "SUMMARIZER_FUNCTION"),
     "put_worker": (*_JOB, "LOCK_TABLE", "DOCUMENTS_TABLE", *_LIMITS, *_KENDRA, "SUMMARIZER_FUNCTION"),
     "del_worker": (*_JOB, "LOCK_TABLE", "DOCUMENTS_TABLE", "KENDRA_INDEX_ID", "SUMMARIZER_FUNCTION"),
-    "dead_letter": (*_JOB, "LOCK_TABLE", "SUMMARIZER_FUNCTION"),
+    # Settles a lost part from what Kendra holds (BatchGetDocumentStatus) and records it in the ledger.
+    "dead_letter": (*_JOB, "LOCK_TABLE", "SUMMARIZER_FUNCTION", "KENDRA_INDEX_ID", "DOCUMENTS_TABLE"),
     # The summarizer and the watchdog restart a job that waited for its source (fanin.start_next).
     "summarizer": (*_JOB, "LOCK_TABLE", "TOPIC_ARN", "KENDRA_INDEX_ID", "DOCUMENTS_TABLE", "VERIFY_INDEXING",
                    "VERIFY_TIMEOUT_SECONDS", "PRODUCER_FUNCTION"),

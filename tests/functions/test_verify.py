@@ -7,13 +7,12 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
-
 from kendra_ingest import aws, store
 from kendra_ingest.deadline import Deadline
 from kendra_ingest.job import Job
 from kendra_ingest.models import ErrorCode, KendraCounts
 from kendra_ingest.verify import put_ids, verify
+from moto import mock_aws
 
 BUCKET = "reports"
 JOB = Job(job_id="hr-1", source="hr", bucket="ingest", prefix="p", manifest_key="p/_control/manifest.json",
