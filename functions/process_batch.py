@@ -1,9 +1,9 @@
 """Option sfn, Map item: send one part to Kendra (or, from the Catch, report it as failed)."""
 
-from kendra_ingest import parts
+from kendra_ingest import errors, parts
 from kendra_ingest.job import Job
 from kendra_ingest.models import PutPart
-from kendra_ingest.runtime import date_fields, deadline, kendra_index, ledger, logger, settings
+from kendra_ingest.runtime import date_fields, deadline, kendra_index, ledger, lock, logger, settings
 
 
 @logger.inject_lambda_context
@@ -13,12 +13,15 @@ def handler(event: dict, context: object) -> None:
     part = parts.parse(event["part"])
     if "error" in event:  # the Map's Catch: the part failed in a way its own retries could not fix
         error = event["error"] or {}
-        result = parts.fail(part, str(error.get("Error", "States.TaskFailed")), str(error.get("Cause", ""))[:1000])
+        result = parts.fail(part, str(error.get("Error") or "States.TaskFailed"), (
+            f"the part could not be processed ({errors.describe(error)}); the process_batch log under this "
+            "jobId has the details: run the job again"))
     elif isinstance(part, PutPart):
         result = parts.process_put(
             part, source=job.source, index=kendra_index(s, sync_job_id=event.get("syncJobId")), ledger=ledger(s),
             deadline=deadline(context),
             document_mode=s.document_mode, date_fields=date_fields(s),
+            index_full=parts.IndexFull(lock(s), job.run_id),
         )
     else:
         index = kendra_index(s, sync_job_id=event.get("syncJobId"))

@@ -123,6 +123,8 @@ class SfnPipeline(Pipeline):
                     links.settings(),
                     links.ingestion(objects=(GET,)),
                     links.reports(objects=(PUT,)),
+                    # Whether an earlier part of the run found the Kendra index full, or records it.
+                    links.lock("dynamodb:GetItem", "dynamodb:PutItem"),
                     links.documents("dynamodb:BatchWriteItem"),
                     # DescribeIndex: the index's DATE_VALUE fields, to type the documents' attributes.
                     links.index(

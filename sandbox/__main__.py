@@ -53,6 +53,16 @@ def _non_negative(text: str) -> float:
     return value
 
 
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number (got {text})") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more (got {text})")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m sandbox", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -78,6 +88,8 @@ def parser() -> argparse.ArgumentParser:
                    help="every S3 request of a function waits MS milliseconds first")
     r.add_argument("--indexing-delay", type=_non_negative, default=0.0, metavar="S",
                    help="documents stay PROCESSING for S seconds of the emulator's clock")
+    r.add_argument("--index-capacity", type=_count, default=None, metavar="N",
+                   help="the index holds at most N documents; a put beyond it raises ServiceQuotaExceededException")
     d = sub.add_parser("demo", help="run the sample job through both options and print the reports")
     d.add_argument("--out", type=Path, default=ROOT / "build" / "demo")
     return p
@@ -106,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         duplicate_events=args.duplicate_events, crash_after_kendra=args.crash_after_kendra, seed=args.seed,
         quiet=args.quiet, timeout_seconds=args.timeout, config=dict(args.config),
         indexing_delay_seconds=args.indexing_delay, s3_latency_ms=args.s3_latency,
+        index_capacity=args.index_capacity,
     )
     from sandbox.deploy import DeployError
 

@@ -349,6 +349,7 @@ class KendraEmulator:
         max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES,
         max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
         indexing_delay_seconds: float = 0.0,
+        index_capacity: int | None = None,
         clock: Callable[[], float] = time.monotonic,
         data_source_ids: set[str] | None = None,
         s3_reader: Callable[[str, str], bytes] | None = None,
@@ -360,6 +361,8 @@ class KendraEmulator:
         ``ThrottlingException`` per call, an ``InternalError`` per document and an
         ``InternalServerException`` (HTTP 500) per call. ``s3_reader(bucket, key)`` lets ``S3Path``
         documents be checked like inline ones. ``data_source_ids`` (None: any) are the CUSTOM data sources.
+        ``index_capacity`` (None: unlimited) is the most documents the index holds: a put that would add
+        documents beyond it fails as a whole with ``ServiceQuotaExceededException``, as a full index does.
         """
         self._service_model = botocore.session.get_session().get_service_model("kendra")
         index_id_problems = constraint_violations(
@@ -379,6 +382,8 @@ class KendraEmulator:
         ):
             if not 0.0 <= probability <= 1.0:
                 raise ValueError(f"{name} must be within 0..1, got {probability}")
+        if index_capacity is not None and index_capacity < 0:
+            raise ValueError(f"index_capacity must be >= 0 or None (unlimited), got {index_capacity}")
         if tps is not None and tps <= 0:
             raise ValueError(f"tps must be positive or None (unlimited), got {tps}")
         if not 1 <= max_documents_per_call <= DEFAULT_MAX_DOCUMENTS_PER_CALL:
@@ -397,6 +402,7 @@ class KendraEmulator:
         self.max_document_bytes = max_document_bytes
         self.max_request_bytes = max_request_bytes
         self.indexing_delay_seconds = indexing_delay_seconds
+        self.index_capacity = index_capacity
         self.clock = clock
         self.data_source_ids = set(data_source_ids) if data_source_ids is not None else None
         self.s3_reader = s3_reader
@@ -593,6 +599,15 @@ class KendraEmulator:
         failed: list[dict[str, Any]] = []
         with self._lock:
             now = self.clock()
+            if self.index_capacity is not None:
+                added = {item.doc_id for item in prepared if not item.error and item.doc_id not in self._documents}
+                if added and len(self._documents) + len(added) > self.index_capacity:
+                    raise _ServiceError(
+                        "ServiceQuotaExceededException",
+                        f"The index {self.index_id} holds {len(self._documents)} documents and its document "
+                        f"capacity is {self.index_capacity}: this request would add {len(added)}. "
+                        "Add storage capacity units to the index or delete documents.",
+                    )
             for item in prepared:
                 error_code, message = ("InvalidRequest", item.error) if item.error else self._admit(item, now)
                 job = self._job_of(item)

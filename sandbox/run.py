@@ -56,6 +56,9 @@ class SandboxOptions:
     wait_scale: float = 0.001
     config: dict[str, Any] = field(default_factory=dict)
     indexing_delay_seconds: float = 0.0
+    #: The most documents the emulated index holds (None: unlimited); beyond it puts fail as a full
+    #: index's do (ServiceQuotaExceededException).
+    index_capacity: int | None = None
     lambda_logs: bool = False
     #: Option sqs: probability that a message processed on its first receive is not deleted (a lost
     #: delete, or a visibility timeout that ran out first), so SQS delivers it a second time.
@@ -132,6 +135,7 @@ class Sandbox:
             index_id=str(o.config.get("kendraIndexId", INDEX_ID)), index_fields=o.index_fields, tps=o.kendra_tps,
             throttle_probability=o.kendra_throttle, internal_error_probability=o.kendra_internal_error,
             seed=o.seed, indexing_delay_seconds=o.indexing_delay_seconds, s3_reader=self._read_s3,
+            index_capacity=o.index_capacity,
         )
         enter(self.emulator.installed())
         self.s3_reads: list[str] = []

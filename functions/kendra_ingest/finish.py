@@ -8,11 +8,10 @@ a result is reported as ``JobAborted`` for each of its documents.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
 
-from kendra_ingest import reports, store
+from kendra_ingest import errors, reports, store
 from kendra_ingest.job import Job
 from kendra_ingest.models import ErrorCode, Failure, KendraCounts, Wire
 from kendra_ingest.parts import PartResult, fail, parse, result_key
@@ -35,34 +34,12 @@ def finished_key(job: Job) -> str:
     return job.work_key("finished.json")
 
 
-#: A crash reason quotes at most this much of the error's message (the logs have all of it).
-CRASH_MESSAGE_CHARS = 200
-
-
 def crash_message(crash: dict[str, Any] | None) -> str | None:
-    """A short human reason from a Step Functions Catch result (``{"Error", "Cause"}``).
-
-    A Lambda error's ``Cause`` is JSON with ``errorType``, ``errorMessage`` and a ``stackTrace``: only
-    the type and the first line of the message are kept (no traceback, no raw JSON); the logs of the
-    failed function, keyed by ``jobId``, have the rest.
-    """
+    """A short human reason from a Step Functions Catch result (``{"Error", "Cause"}``), or None."""
     if not crash:
         return None
-    error, cause = str(crash.get("Error", "Error")), crash.get("Cause", "")
-    try:
-        parsed = json.loads(cause) if isinstance(cause, str) else cause
-    except ValueError:
-        parsed = None
-    if isinstance(parsed, dict):
-        error = str(parsed.get("errorType") or error)
-        cause = parsed.get("errorMessage") or ""
-    lines = str(cause).strip().splitlines()
-    text = lines[0] if lines else ""
-    if len(text) > CRASH_MESSAGE_CHARS:
-        text = text[:CRASH_MESSAGE_CHARS - 3] + "..."
-    what = f"{error}: {text}" if text else error
-    return (f"a pipeline step failed ({what}); documents it had not finished are reported JobAborted, "
-            "and the Lambda logs under this jobId have the details: run the job again once it is fixed")
+    return (f"a pipeline step failed ({errors.describe(crash)}); documents it had not finished are reported "
+            "JobAborted, and the Lambda logs under this jobId have the details: run the job again once it is fixed")
 
 
 def finish(job: Job, *, option: str, reports_bucket: str, error: str | None = None,

@@ -10,6 +10,7 @@ Items:
                                          ``progressAt`` (last seal or completion), ``summaryState``,
                                          ``summaryOwner``, ``summaryExpiresAt``, ``status``
   ``job#<jobId>#part#<partId>``          a part-completion marker (makes completions idempotent)
+  ``full#<runId>``                       the run found the Kendra index full: ``message`` (Kendra's)
 
 Example::
 
@@ -347,6 +348,20 @@ class Lock:
             )
         except self.client.exceptions.ConditionalCheckFailedException as exc:
             raise UnknownJob(job_id) from exc
+
+    # ---------------------------------------------------------------- a full index
+
+    def mark_index_full(self, run_id: str, message: str) -> None:
+        """Record that Kendra refused a put of ``run_id`` because the index is full."""
+        self.client.put_item(TableName=self.table_name, Item={
+            "pk": {"S": f"full#{run_id}"}, "message": {"S": message},
+            "expiresAt": {"N": str(self._now() + JOB_RECORD_TTL_SECONDS)},
+        })
+
+    def index_full(self, run_id: str) -> str | None:
+        """Kendra's message when a part of ``run_id`` found the index full, else None."""
+        item = self._get(f"full#{run_id}")
+        return None if item is None else item.get("message", {}).get("S", "")
 
     # ---------------------------------------------------------------- helpers
 

@@ -17,6 +17,25 @@ from kendra_ingest.models import DeletePart, Failure, KendraCounts, Operation, O
 
 #: Documents of one part are read concurrently (at most 10 per part).
 READERS = 10
+#: What Kendra raises for a put into an index that holds as many documents as its capacity allows.
+INDEX_FULL = "ServiceQuotaExceededException"
+
+
+class IndexFull:
+    """A run's record (in the lock table) that Kendra refused a put because the index is full, so later
+    parts send nothing: one small read per put part instead of one refused, paced Kendra call per part
+    for the rest of the job."""
+
+    def __init__(self, lock: Any, run_id: str) -> None:
+        self.lock = lock
+        self.run_id = run_id
+
+    def reason(self) -> str | None:
+        """Kendra's message when an earlier part found the index full, else None."""
+        return self.lock.index_full(self.run_id)
+
+    def mark(self, message: str) -> None:
+        self.lock.mark_index_full(self.run_id, message)
 
 
 class PartResult(Wire):
@@ -44,8 +63,14 @@ def process_put(
     document_mode: str,
     date_fields: frozenset[str],
     read: Callable[[str, str], bytes | None] = store.read,
+    index_full: IndexFull | None = None,
 ) -> PartResult:
-    """Put one part. Every document of the part ends with exactly one outcome."""
+    """Put one part. Every document of the part ends with exactly one outcome.
+
+    With ``index_full``, a part of a run that already found the index full sends nothing, and the part
+    that finds it full records it: each of their documents fails ``ServiceQuotaExceededException``,
+    saying it was not sent and what to do.
+    """
     outcomes: dict[str, Outcome] = {}
     documents: list[dict] = []
     for doc, built in zip(part.docs, _build(part, document_mode, date_fields, read), strict=True):
@@ -54,8 +79,17 @@ def process_put(
                                                        built.error_message)
         else:
             documents.append(built)
-    if documents:
+    full = index_full.reason() if index_full is not None and documents else None
+    if full is not None:
+        for built in documents:
+            outcomes[built["Id"]] = Outcome.failed(built["Id"], "put", INDEX_FULL, _not_sent(full, earlier=True))
+    elif documents:
         for outcome in index.put(documents, deadline=deadline):
+            if outcome.error_code == INDEX_FULL:
+                if index_full is not None:
+                    index_full.mark(outcome.error_message or "")
+                outcome = outcome.model_copy(update={"error_message": _not_sent(outcome.error_message or "",
+                                                                                 earlier=False)})
             outcomes[outcome.document_id] = outcome
     by_id = {d.document_id: d for d in part.docs}
     done = [o for o in outcomes.values() if o.status == "put"]
@@ -66,6 +100,12 @@ def process_put(
     ordered = [outcomes[d.document_id].model_copy(update={"fingerprint": d.fingerprint}) for d in part.docs]
     return PartResult(job_id=part.job_id, operation="put", part=part.part, outcomes=ordered,
                       kendra=index.counts.model_copy())
+
+
+def _not_sent(kendra_message: str, *, earlier: bool) -> str:
+    who = "an earlier part of this job found" if earlier else "Kendra refused the put:"
+    return (f"not sent: {who} the index full ({kendra_message.rstrip('.')}); the job sends nothing more. "
+            "Add storage capacity to the index or delete documents, then run the job again")
 
 
 def _build(part: PutPart, document_mode: str, date_fields: frozenset[str],

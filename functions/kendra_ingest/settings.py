@@ -86,7 +86,8 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "load_manifest": _JOB,
     "acquire_lock": ("LOCK_TABLE",),
     "list_batches": (*_JOB, "DOCUMENTS_TABLE", "SKIP_UNCHANGED", *_LIMITS, *_KENDRA),
-    "process_batch": (*_JOB, "DOCUMENTS_TABLE", *_LIMITS, *_KENDRA),  # + kendra:DescribeIndex (date fields)
+    # + kendra:DescribeIndex (date fields); the lock table records a run that found the index full.
+    "process_batch": (*_JOB, "DOCUMENTS_TABLE", "LOCK_TABLE", *_LIMITS, *_KENDRA),
     "verify_indexing": (*_JOB, "DOCUMENTS_TABLE", "KENDRA_INDEX_ID", "VERIFY_INDEXING",
                         "VERIFY_TIMEOUT_SECONDS"),
     "aggregate_failures": (*_JOB, *_KENDRA, "DOCUMENTS_TABLE"),  # the index: stopping the job's data-source sync job

@@ -137,3 +137,28 @@ def check_indexing_unconfirmed(option: str, root: Path) -> None:
         assert summary["status"] == "SUCCEEDED", rows(failures)
         assert summary["documents"]["put"] == 3 and summary["documents"]["skippedUnchanged"] == 0
         assert sorted(puts_of(box.emulator.calls[calls:])) == sorted(d.removesuffix(".txt") for d in docs)
+
+
+def check_index_full(option: str, root: Path) -> None:
+    """An index at its document capacity: the parts it refuses and every part after them fail
+    ``ServiceQuotaExceededException`` saying they were not sent, and the job stops calling Kendra."""
+    from sandbox.run import Sandbox, SandboxOptions
+
+    docs = {f"cap-{i:03d}.txt": (f"body {i}", {"Title": f"cap {i}"}) for i in range(100)}
+    folder = make_job(root, "cap-1", docs)
+    with Sandbox(SandboxOptions(timeout_seconds=120, option=option, index_capacity=15)) as box:
+        job = box.submit(folder)
+        box.wait([job])
+        summary, failures = box.report(job)
+        assert_conserved(summary, failures)
+        assert summary["status"] == "COMPLETED_WITH_FAILURES"
+        held = box.emulator.index_snapshot()["documents"]
+        assert summary["documents"]["put"] == len(held) == 10  # one part of 10 fits; the next would not
+        assert {r["errorCode"] for r in rows(failures)} == {"ServiceQuotaExceededException"}
+        assert all(r["errorMessage"].startswith("not sent: ") and "capacity" in r["errorMessage"]
+                   for r in rows(failures))
+        assert not {r["documentId"] for r in rows(failures)} & set(held)
+        puts = [c for c in box.emulator.calls if c["operation"] == "BatchPutDocument"]
+        refused = [c for c in puts if c["outcome"] == "error"]
+        # At most the parts already sending when the index filled are refused; the other parts send nothing.
+        assert 1 <= len(refused) <= 4 and len(puts) <= 5, [(c["outcome"], len(c["documentIds"])) for c in puts]

@@ -64,16 +64,17 @@ def test_config_prefix_and_indexing_delay_reach_the_run(tmp_path: Path, capsys: 
         seen["prefix"] = prefix
         seen["config"] = self.deployment.config
         seen["delay"] = self.emulator.indexing_delay_seconds
+        seen["capacity"] = self.emulator.index_capacity
         return submit(self, directory, prefix=prefix)
 
     monkeypatch.setattr(Sandbox, "submit", recording_submit)
     code = cli.main(["run", "--option", "sfn", "--input", str(_job(tmp_path)), "--out", str(tmp_path / "o"),
                      "--prefix", "teams/hr/", "--config", "mapConcurrency=3", "--config", "skipUnchanged=false",
-                     "--indexing-delay", "0"])
+                     "--indexing-delay", "0", "--index-capacity", "1000"])
     assert code == 0
     assert seen["prefix"] == "teams/hr"
     assert seen["config"]["mapConcurrency"] == 3 and seen["config"]["skipUnchanged"] is False
-    assert seen["delay"] == 0
+    assert seen["delay"] == 0 and seen["capacity"] == 1000
     err = capsys.readouterr().err
     # one result line per job: status, counts, failures by code
     lines = [line for line in err.splitlines() if "failures by code" in line]

@@ -10,6 +10,7 @@ from sandbox.run import Sandbox, SandboxOptions
 from tests.sandbox.conftest import (
     SAMPLE,
     assert_conserved,
+    check_index_full,
     check_indexing_unconfirmed,
     check_sample_accounted,
     check_sample_outputs,
@@ -223,3 +224,7 @@ def test_an_aborted_execution_still_gets_its_report_and_releases_its_source(tmp_
 
 def test_indexing_not_confirmed_in_the_window_is_a_failure_and_resent(tmp_path):
     check_indexing_unconfirmed("sfn", tmp_path)
+
+
+def test_a_full_index_stops_the_job_sending_and_reports_what_was_not_sent(tmp_path):
+    check_index_full("sfn", tmp_path)

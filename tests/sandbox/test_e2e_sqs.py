@@ -23,6 +23,7 @@ from sandbox.run import Sandbox, SandboxOptions
 from tests.sandbox.conftest import (
     SAMPLE,
     assert_conserved,
+    check_index_full,
     check_indexing_unconfirmed,
     check_sample_accounted,
     check_sample_outputs,
@@ -388,3 +389,7 @@ def test_the_same_job_id_again_is_a_new_run_with_its_own_report(tmp_path: Path) 
 
 def test_indexing_not_confirmed_in_the_window_is_a_failure_and_resent(tmp_path):
     check_indexing_unconfirmed("sqs", tmp_path)
+
+
+def test_a_full_index_stops_the_job_sending_and_reports_what_was_not_sent(tmp_path):
+    check_index_full("sqs", tmp_path)

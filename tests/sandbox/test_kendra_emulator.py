@@ -986,3 +986,19 @@ def test_a_reput_of_an_indexed_document_is_updated_and_the_snapshot_shows_its_hi
     snapshot = emulator.index_snapshot()["documents"]
     assert snapshot["c"]["hierarchicalAcl"] == levels and snapshot["b"]["hierarchicalAcl"] is None
     assert snapshot["a"]["status"] == "UPDATED" and "acl" in snapshot["a"]
+
+
+def test_a_full_index_refuses_puts_that_add_documents(clock: FakeClock) -> None:
+    emulator = KendraEmulator(index_capacity=3, clock=clock)
+    client = client_for(emulator)
+    client.batch_put_document(IndexId=emulator.index_id, Documents=[doc("a"), doc("b")])
+    with pytest.raises(ClientError) as refused:
+        client.batch_put_document(IndexId=emulator.index_id, Documents=[doc("c"), doc("d")])
+    assert error_code(refused) == "ServiceQuotaExceededException"
+    assert "capacity is 3" in refused.value.response["Error"]["Message"]
+    assert set(emulator.index_snapshot()["documents"]) == {"a", "b"}, "a refused call adds nothing"
+    # Re-putting held documents adds none; one more new document still fits.
+    client.batch_put_document(IndexId=emulator.index_id, Documents=[doc("a"), doc("b"), doc("c")])
+    assert [c["outcome"] for c in emulator.calls] == ["ok", "error", "ok"]
+    with pytest.raises(ValueError, match="index_capacity"):
+        KendraEmulator(index_capacity=-1)
