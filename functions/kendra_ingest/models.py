@@ -47,15 +47,18 @@ class SourceObject(Wire):
 
 
 class Pair(Wire):
-    """A document object and its ``.metadata.json`` object, matched by key."""
+    """A document object and its ``.metadata.json`` object, matched by key.
+
+    ``metadata`` is None for a document ingested without metadata (``metadataRequired: false``).
+    """
 
     document: SourceObject
-    metadata: SourceObject
+    metadata: SourceObject | None
 
     @property
     def fingerprint(self) -> str:
         """Changes whenever the document or its metadata changes; computed without reading either."""
-        return f"{self.document.etag}:{self.metadata.etag}"
+        return f"{self.document.etag}:{self.metadata.etag if self.metadata is not None else '-'}"
 
 
 class Failure(Wire):
@@ -96,7 +99,12 @@ class Outcome(Wire):
 
 
 class PartDoc(Wire):
-    """One document of a put part; the seed's message shape plus size and fingerprint."""
+    """One document of a put part; the seed's message shape plus size and fingerprint.
+
+    ``meta_key`` is empty for a document without metadata. ``language_code`` is the job's default
+    ``_language_code`` (used when the metadata sets none); ``acl`` is the index of the access control
+    file rule whose entries the document gets (the rules are saved with the plan).
+    """
 
     document_id: str
     s3_bucket: str
@@ -104,6 +112,8 @@ class PartDoc(Wire):
     meta_key: str
     size: int = 0
     fingerprint: str = ""
+    language_code: str | None = None
+    acl: int | None = None
 
 
 class PutPart(Wire):
