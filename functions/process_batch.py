@@ -19,6 +19,7 @@ def handler(event: dict, context: object) -> None:
             part, source=job.source, index=kendra_index(s, sync_job_id=event.get("syncJobId")), ledger=ledger(s),
             deadline=deadline(context),
             document_mode=s.document_mode, date_fields=date_fields(s),
+            access=parts.access_rules(part),
         )
     else:
         index = kendra_index(s, sync_job_id=event.get("syncJobId"))

@@ -418,6 +418,7 @@ def work(
         result = parts.process_put(
             part, source=message.source, index=index, ledger=ledger(settings), deadline=deadline,
             document_mode=settings.document_mode, date_fields=date_fields(settings),
+            access=parts.access_rules(part),
         )
     else:
         result = parts.process_delete(part, index=index, ledger=ledger(settings), deadline=deadline)

@@ -42,7 +42,7 @@ from kendra_ingest.validation import JsonInputError, describe_errors, json_type,
 S3_SCHEME = "s3://"
 
 
-@dataclass(frozen=True)
+@dataclass
 class Layout:
     """The layout of one job: every key rule of the manifest's layout keys, as pure functions of a key.
 
@@ -57,7 +57,7 @@ class Layout:
     include: tuple[re.Pattern[str], ...] = ()
     exclude: tuple[re.Pattern[str], ...] = ()
     metadata_required: bool = True
-    excluded: list[str] = field(default_factory=list, compare=False)
+    excluded: int = field(default=0, compare=False)
 
     @classmethod
     def of(cls, prefix: str, manifest: manifests.Manifest) -> Layout:
@@ -124,7 +124,7 @@ class Layout:
                 if self.is_reserved(key):
                     continue
                 if self.is_excluded(key):
-                    self.excluded.append(key)
+                    self.excluded += 1
                     continue
                 yield obj
 

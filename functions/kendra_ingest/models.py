@@ -103,7 +103,7 @@ class PartDoc(Wire):
 
     ``meta_key`` is empty for a document without metadata. ``language_code`` is the job's default
     ``_language_code`` (used when the metadata sets none); ``acl`` is the index of the access control
-    file rule whose entries the document gets (the rules are saved with the plan).
+    file rule whose entries the document gets (the part names the file: ``PutPart.access_key``).
     """
 
     document_id: str
@@ -123,6 +123,10 @@ class PutPart(Wire):
     job_id: str
     part: int = 0
     docs: list[PartDoc] = Field(min_length=1, max_length=10)
+    #: The job's access control file (ingestion bucket key) and the SHA-256 of the bytes the planner
+    #: checked, when a document of the part gets entries from it.
+    access_key: str | None = None
+    access_digest: str | None = None
 
 
 class DeletePart(Wire):

@@ -105,8 +105,8 @@ def test_summary_json_has_exactly_the_contract_keys():
     assert list(data) == [
         "jobId", "option", "source", "status", "documents", "deletes", "kendra", "startedAt", "finishedAt",
         "durationSeconds", "failuresKey", "manifestArchiveKey"]
-    assert data["documents"] == {"requested": 30, "put": 25, "skippedUnchanged": 2, "failed": 3}
-    assert data["deletes"] == {"requested": 2, "deleted": 2, "failed": 0}
+    assert data["documents"] == {"requested": 30, "put": 25, "skippedUnchanged": 2, "failed": 3, "excluded": 0}
+    assert data["deletes"] == {"requested": 2, "deleted": 2, "failed": 0, "fullSync": 0}
     assert data["kendra"] == {"batchPutCalls": 3, "batchDeleteCalls": 1, "statusCalls": 3, "throttled": 1}
     assert (data["startedAt"], data["finishedAt"], data["durationSeconds"]) == (
         "2025-10-05T12:00:00Z", "2025-10-05T12:00:12.500000Z", 12.5)

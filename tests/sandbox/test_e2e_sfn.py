@@ -75,7 +75,7 @@ def test_deletes_including_unknown_ids(tmp_path):
         box.wait([b])
         summary, failures = box.report(b)
         assert_conserved(summary, failures)
-        assert summary["deletes"] == {"requested": 3, "deleted": 3, "failed": 0}
+        assert summary["deletes"] == {"requested": 3, "deleted": 3, "failed": 0, "fullSync": 0}
         index = box.emulator.index_snapshot()["documents"]
         assert "d-000" not in index and "d-002" in index
 
@@ -181,11 +181,11 @@ def test_the_same_job_id_again_is_a_new_run_with_its_own_report(tmp_path):
     with Sandbox(SandboxOptions(timeout_seconds=120, option="sfn")) as box:
         box.wait([box.submit(first)])
         summary, failures = box.report("again-1")
-        assert summary["documents"] == {"requested": 2, "put": 0, "skippedUnchanged": 0, "failed": 2}
+        assert summary["documents"] == {"requested": 2, "put": 0, "skippedUnchanged": 0, "failed": 2, "excluded": 0}
         box.wait([box.submit(second)])
         summary, failures = box.report("again-1")
         assert_conserved(summary, failures)
-        assert summary["documents"] == {"requested": 1, "put": 1, "skippedUnchanged": 0, "failed": 0}
+        assert summary["documents"] == {"requested": 1, "put": 1, "skippedUnchanged": 0, "failed": 0, "excluded": 0}
         assert rows(failures) == []
 
 

@@ -204,7 +204,7 @@ class TestOnOneStack:
         box.wait([b])
         summary, failures = box.report(b)
         assert_conserved(summary, failures)
-        assert summary["deletes"] == {"requested": 3, "deleted": 3, "failed": 0}
+        assert summary["deletes"] == {"requested": 3, "deleted": 3, "failed": 0, "fullSync": 0}
         index = box.emulator.index_snapshot()["documents"]
         assert "x-000" not in index and "x-002" in index
         assert_settled(box)
@@ -373,10 +373,10 @@ def test_the_same_job_id_again_is_a_new_run_with_its_own_report(tmp_path: Path) 
     with Sandbox(options()) as box:
         box.wait([box.submit(first)])
         summary, _ = box.report("again-1")
-        assert summary["documents"] == {"requested": 2, "put": 0, "skippedUnchanged": 0, "failed": 2}
+        assert summary["documents"] == {"requested": 2, "put": 0, "skippedUnchanged": 0, "failed": 2, "excluded": 0}
         box.wait([box.submit(second)])
         summary, failures = box.report("again-1")
         assert_conserved(summary, failures)
-        assert summary["documents"] == {"requested": 1, "put": 1, "skippedUnchanged": 0, "failed": 0}
+        assert summary["documents"] == {"requested": 1, "put": 1, "skippedUnchanged": 0, "failed": 0, "excluded": 0}
         assert rows(failures) == []
         assert_settled(box)
