@@ -34,6 +34,7 @@ from pydantic_core import PydanticCustomError
 
 from kendra_ingest.globs import GlobError, compile_glob
 from kendra_ingest.metadata import MAX_DOCUMENT_ID_LENGTH
+from kendra_ingest.settings import LANGUAGE_CODE_PATTERN
 from kendra_ingest.validation import JsonInputError, describe_errors, load_json_object
 
 MANIFEST_NAME = "_control/manifest.json"
@@ -41,8 +42,6 @@ CONTROL_DIR = "_control/"
 BATCHES_DIR = "batches/"
 #: The connector allows 100 inclusion and 100 exclusion patterns per data source.
 MAX_PATTERNS = 100
-#: A language code as Kendra lists them: "en", "ja", "zh-TW", "pt-BR".
-LANGUAGE_CODE_PATTERN = r"^[a-zA-Z]{2,3}(-[a-zA-Z0-9]{2,8})*$"
 
 JOB_ID_MAX_LENGTH = 80
 JOB_ID_RULE = f"must be 1-{JOB_ID_MAX_LENGTH} characters of [A-Za-z0-9._-]"

@@ -22,6 +22,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 MAX_DOCUMENTS_PER_CALL = 10
 DEFAULT_MAX_DOCUMENT_BYTES = 5 * 1024 * 1024
 DEFAULT_MAX_REQUEST_BYTES = 50 * 1024 * 1024
+#: A language code as Kendra lists them ("en", "ja", "zh-TW", "pt-BR"): the stack's defaultLanguageCode
+#: and a manifest's languageCode.
+LANGUAGE_CODE_PATTERN = r"^[a-zA-Z]{2,3}(-[a-zA-Z0-9]{2,8})*$"
 
 
 class SettingsError(RuntimeError):
@@ -56,7 +59,7 @@ class Settings(BaseModel):
     max_document_bytes: int = Field(DEFAULT_MAX_DOCUMENT_BYTES, ge=1, alias="MAX_DOCUMENT_BYTES")
     max_request_bytes: int = Field(DEFAULT_MAX_REQUEST_BYTES, ge=1, alias="MAX_REQUEST_BYTES")
     #: The stack's defaultLanguageCode: ``_language_code`` of documents whose metadata and manifest set none.
-    default_language_code: str | None = Field(None, min_length=1, alias="DEFAULT_LANGUAGE_CODE")
+    default_language_code: str | None = Field(None, pattern=LANGUAGE_CODE_PATTERN, alias="DEFAULT_LANGUAGE_CODE")
 
     @classmethod
     def load(cls, handler: str, environ: Mapping[str, str] | None = None) -> Settings:

@@ -86,6 +86,9 @@ EXCEPTIONS: dict[tuple[str, str, str], str] = {
     **{("*", "UseStackKey", a): "S3, DynamoDB, SNS and SQS call KMS on the caller's behalf (the stack key with"
        " encryption=kms; the sqs summarizer publishes to the topic, encrypted with its own key in every"
        " configuration); never a direct call (and moto makes none)" for a in ("kms:Decrypt", "kms:GenerateDataKey")},
+    **{(h, "DocumentsBySource", "dynamodb:Query"): "only a mode \"full\" job lists its source's documents;"
+       " the connector-layout end-to-end tests (tests/sandbox/test_e2e_sfn.py, test_e2e_sqs.py) run one"
+       for h in ("list_batches", "producer")},
     ("watchdog", "LockTable", "dynamodb:DeleteItem"): "releases the source lock of a finished run only when its"
     " summarizer died between finishing the run and releasing the lock: no end-to-end run can kill a handler"
     " mid-call; tests/functions/test_fanin.py::test_watchdog_summarizes_complete_jobs_and_starts_waiting_ones"
