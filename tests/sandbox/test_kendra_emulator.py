@@ -986,3 +986,29 @@ def test_a_reput_of_an_indexed_document_is_updated_and_the_snapshot_shows_its_hi
     snapshot = emulator.index_snapshot()["documents"]
     assert snapshot["c"]["hierarchicalAcl"] == levels and snapshot["b"]["hierarchicalAcl"] is None
     assert snapshot["a"]["status"] == "UPDATED" and "acl" in snapshot["a"]
+
+
+def test_kendra_limits_outside_the_model_fail_their_document() -> None:
+    emulator = KendraEmulator()
+    client = client_for(emulator)
+    principals = [{"Name": f"u{i}", "Type": "USER", "Access": "ALLOW"} for i in range(201)]
+    response = client.batch_put_document(IndexId=emulator.index_id, Documents=[
+        doc("acl-200", AccessControlList=principals[:200]),
+        doc("acl-201", AccessControlList=principals),
+        doc("list-10", Attributes=[attr("tags", StringListValue=[str(i) for i in range(10)])]),
+        doc("list-11", Attributes=[attr("tags", StringListValue=[str(i) for i in range(11)])]),
+    ])
+    failed = {f["Id"]: f for f in response["FailedDocuments"]}
+    assert set(failed) == {"acl-201", "list-11"}
+    assert all(f["ErrorCode"] == "InvalidRequest" for f in failed.values())
+    assert "at most 200" in failed["acl-201"]["ErrorMessage"] and "at most 10" in failed["list-11"]["ErrorMessage"]
+    assert set(emulator.index_snapshot()["documents"]) == {"acl-200", "list-10"}
+
+
+def test_string_values_over_the_model_limit_fail_the_call() -> None:
+    emulator = KendraEmulator()
+    client = client_for(emulator)
+    with pytest.raises(ClientError) as caught:
+        client.batch_put_document(IndexId=emulator.index_id, Documents=[
+            doc("long", Attributes=[attr("tags", StringListValue=["x" * 2049])])])
+    assert caught.value.response["Error"]["Code"] == "ValidationException"
