@@ -10,11 +10,13 @@ from sandbox.run import Sandbox, SandboxOptions
 from tests.sandbox.conftest import (
     SAMPLE,
     assert_conserved,
+    check_connector_jobs,
     check_sample_accounted,
     check_sample_outputs,
     check_unchanged_rerun,
     make_job,
     rows,
+    run_connector_jobs,
     run_sample_twice,
 )
 
@@ -214,3 +216,8 @@ def test_an_aborted_execution_still_gets_its_report_and_releases_its_source(tmp_
         assert "FAILED" in box.notifications()[job]["subject"]
         items = boto3.client("dynamodb", region_name="us-east-1").scan(TableName=box.outputs["lock_table"])["Items"]
         assert not [i for i in items if i["pk"]["S"].startswith("source#")]
+
+
+def test_a_connector_layout_bucket_gives_what_the_connector_gives_and_full_sync_deletes(tmp_path):
+    with Sandbox(SandboxOptions(timeout_seconds=120, option="sfn")) as box:
+        check_connector_jobs(run_connector_jobs(box, tmp_path))

@@ -23,12 +23,14 @@ from sandbox.run import Sandbox, SandboxOptions
 from tests.sandbox.conftest import (
     SAMPLE,
     assert_conserved,
+    check_connector_jobs,
     check_sample_accounted,
     check_sample_outputs,
     check_unchanged_rerun,
     make_job,
     puts_of,
     rows,
+    run_connector_jobs,
     run_sample_twice,
 )
 
@@ -379,4 +381,10 @@ def test_the_same_job_id_again_is_a_new_run_with_its_own_report(tmp_path: Path) 
         assert_conserved(summary, failures)
         assert summary["documents"] == {"requested": 1, "put": 1, "skippedUnchanged": 0, "failed": 0, "excluded": 0}
         assert rows(failures) == []
+        assert_settled(box)
+
+
+def test_a_connector_layout_bucket_gives_what_the_connector_gives_and_full_sync_deletes(tmp_path):
+    with Sandbox(options()) as box:
+        check_connector_jobs(run_connector_jobs(box, tmp_path))
         assert_settled(box)
