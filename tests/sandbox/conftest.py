@@ -146,9 +146,9 @@ def make_tree_job(root: Path, job_id: str, files: dict[str, Any], **manifest: An
 
 
 def run_connector_jobs(box: Any, root: Path) -> dict[str, Any]:
-    """The connector bucket, then a full sync after notes/todo.txt was deleted, then a full sync of an
-    almost empty prefix (the mass-delete guard)."""
-    first = box.submit(make_tree_job(root, "conn-1", CONNECTOR_FILES, **CONNECTOR_MANIFEST))
+    """The connector bucket (a full sync of a source with nothing indexed yet), then a full sync after
+    notes/todo.txt was deleted, then a full sync of an almost empty prefix (the mass-delete guard)."""
+    first = box.submit(make_tree_job(root, "conn-1", CONNECTOR_FILES, **CONNECTOR_MANIFEST, mode="full"))
     box.wait([first])
     index_after_first = box.emulator.index_snapshot()
     remaining = {k: v for k, v in CONNECTOR_FILES.items() if k != "notes/todo.txt"}
@@ -170,6 +170,7 @@ def check_connector_jobs(run: dict[str, Any]) -> None:
     assert s1["status"] == "COMPLETED_WITH_FAILURES"
     assert s1["documents"] == {"requested": 6, "put": 5, "skippedUnchanged": 0, "failed": 1, "excluded": 1}
     assert [(r["documentId"], r["errorCode"]) for r in rows(f1)] == [("orphan-doc", "MissingDocument")]
+    assert s1["deletes"]["fullSync"] == 0 and "no documents in the documents table" in s1["message"]
     docs = run["first_index"]["documents"]
     assert set(docs) == {"hr-handbook", "hr/leave", "hr/policy", "notes/todo", "public/news"}
     hr_team = CONNECTOR_ACL[0]["aclEntries"]
