@@ -197,8 +197,9 @@ def to_document(
     metadata attributes of the same name. ``date_fields`` are the index's DATE fields.
     ``default_language_code`` becomes ``_language_code`` when the metadata sets none (the job's
     ``languageCode`` or the stack's ``defaultLanguageCode``). ``access_control_list`` (entries of the
-    job's access control file) applies when the metadata has no ``AccessControlList`` of its own: the
-    document's own list is the more specific one.
+    job's access control file) applies when the metadata sets no access control of its own
+    (``AccessControlList``, ``HierarchicalAccessControlList`` or ``AccessControlConfigurationId``): what
+    was written for one document is more specific than a rule for its prefix.
     """
     if (body is None) == (s3_path is None):
         raise ValueError("to_document needs exactly one of body (inline) or s3_path (s3 mode)")
@@ -241,7 +242,7 @@ def to_document(
         document["Attributes"] = attributes
     if meta.access_control_list is not None:
         document["AccessControlList"] = _principals(meta.access_control_list)
-    elif access_control_list is not None:
+    elif access_control_list is not None and not _own_access_control(meta):
         document["AccessControlList"] = list(access_control_list)
     if meta.hierarchical_access_control_list is not None:
         levels = meta.hierarchical_access_control_list
@@ -320,6 +321,11 @@ def _date(value: str) -> datetime:
     if parsed.tzinfo is None:
         raise InvalidAttribute(f"date {value!r} has no timezone; add one, e.g. 2025-10-05T12:00:00Z")
     return parsed
+
+
+def _own_access_control(meta: DocumentMetadata) -> bool:
+    return any(value is not None for value in (meta.access_control_list, meta.hierarchical_access_control_list,
+                                               meta.access_control_configuration_id))
 
 
 def _principals(principals: list[Principal]) -> list[dict[str, Any]]:

@@ -403,6 +403,9 @@ def test_access_control_file_entries_apply_unless_the_metadata_has_its_own_list(
     assert document(meta(), access_control_list=entries)["AccessControlList"] == entries
     own = principals(1)
     assert document(meta(AccessControlList=own), access_control_list=entries)["AccessControlList"] == own
+    levels = [{"PrincipalList": own}]
+    assert "AccessControlList" not in document(meta(HierarchicalAccessControlList=levels), access_control_list=entries)
+    assert "AccessControlList" not in document(meta(AccessControlConfigurationId="c-1"), access_control_list=entries)
 
 
 def test_declared_document_id() -> None:
