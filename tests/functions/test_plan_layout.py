@@ -198,3 +198,23 @@ def test_full_sync_of_a_source_with_no_entries_deletes_nothing_and_says_so():
     made, _ = run(FILES, inventory=[], mode="full")
     assert deleted(made) == [] and made.error is None
     assert made.notes and "no documents in the documents table" in made.notes[0]
+
+
+def test_optional_metadata_in_the_default_layout():
+    made, _ = run({"batches/a.txt": "a", "batches/b.txt": "b", "batches/b.txt.metadata.json": {"DocumentId": "B"}},
+                  metadataRequired=False)
+    docs = put_docs(made)
+    assert set(docs) == {"a", "B"} and docs["a"].meta_key == "" and made.failures == []
+
+
+def test_a_documents_prefix_of_its_own_with_metadata_beside_the_documents():
+    made, _ = run({"docs/a.txt": "a", "docs/a.txt.metadata.json": {}, "batches/x.txt": "x", "deletes.txt": "gone"},
+                  documentsPrefix="docs", deletesKey="deletes.txt")
+    assert set(put_docs(made)) == {"a"} and deleted(made) == ["gone"]
+
+
+def test_a_document_without_metadata_and_without_a_known_extension_fails_invalid_metadata():
+    made, bucket = run({"img/logo.png": "png"}, documentsPrefix="", metadataRequired=False)
+    (part,) = made.parts
+    (built,) = parts._build(part, "inline", frozenset(), bucket.read)
+    assert built.error_code == "InvalidMetadata" and "'ContentType'" in built.error_message
