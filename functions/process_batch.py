@@ -22,6 +22,7 @@ def handler(event: dict, context: object) -> None:
             deadline=deadline(context),
             document_mode=s.document_mode, date_fields=date_fields(s),
             index_full=parts.IndexFull(lock(s), job.run_id),
+            access=parts.access_rules(part),
         )
     else:
         index = kendra_index(s, sync_job_id=event.get("syncJobId"))

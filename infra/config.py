@@ -1,4 +1,4 @@
-"""The stack configuration (DESIGN section 3): one pydantic model, validated before any resource exists.
+"""The stack configuration: one pydantic model, validated before any resource exists.
 
 Every key lives in the ``kendra-ingestion:`` namespace. A bad or missing value fails with one line that
 names the key, what was given and the command that fixes it, for example::
@@ -52,14 +52,14 @@ LOG_RETENTION_DAYS = (
     3288,
     3653,
 )
-#: Kendra's documented per-file limit (FACTS.md); an inline document can never be larger.
+#: Kendra's documented per-file limit; an inline document can never be larger.
 MAX_KENDRA_FILE_BYTES = 50 * 1024 * 1024
 #: A day: verification polls for at most this long (a Step Functions execution may run a year, but a
 #: document Kendra has not indexed within a day needs a person, not more polling).
 MAX_VERIFY_TIMEOUT_SECONDS = 86400
 #: Lambda memory limits.
 MIN_LAMBDA_MEMORY_MB, MAX_LAMBDA_MEMORY_MB = 128, 10240
-#: SQS event source mappings: ``maximum_concurrency`` is 2-1000 (FACTS.md).
+#: SQS event source mappings: ``maximum_concurrency`` is 2-1000.
 MIN_ESM_CONCURRENCY, MAX_ESM_CONCURRENCY = 2, 1000
 #: botocore's IndexId shape: exactly 36 characters.
 KENDRA_INDEX_ID_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9-]{35}$"
@@ -167,6 +167,14 @@ class StackConfig(BaseModel):
         f"maxRequestBytes {settings.DEFAULT_MAX_REQUEST_BYTES}",
         settings.DEFAULT_MAX_REQUEST_BYTES,
         ge=1,
+    )
+    default_language_code: str | None = _key(
+        "defaultLanguageCode",
+        "a language code such as ja, fr or zh-TW: _language_code of documents whose metadata and manifest set "
+        "none (the S3 connector's data-source LanguageCode)",
+        "defaultLanguageCode ja",
+        None,
+        pattern=settings.LANGUAGE_CODE_PATTERN,
     )
     lambda_memory_mb: int | None = _key(
         "lambdaMemoryMb",

@@ -19,6 +19,7 @@ import pulumi_aws as aws
 
 from infra.config import StackConfig
 from infra.iam import Statement
+from infra.state import BY_SOURCE_INDEX
 
 if TYPE_CHECKING:
     from infra.kendra import KendraTarget
@@ -178,6 +179,8 @@ class StackLinks:
                 # One message group per unit of worker concurrency: concurrency = min(groups, maximum).
                 "PUT_SHARDS": str(c.put_concurrency),
                 "DELETE_SHARDS": str(c.delete_concurrency),
+                # Only when configured: the planners then record it on every document they plan.
+                **({"DEFAULT_LANGUAGE_CODE": c.default_language_code} if c.default_language_code else {}),
             }
         )
 
@@ -221,6 +224,15 @@ class StackLinks:
         """The documents table (``DOCUMENTS_TABLE``)."""
         return table(
             self.documents_table, env="DOCUMENTS_TABLE", label="documents", actions=actions, kms=self.kms
+        )
+
+    def inventory(self) -> Link:
+        """Listing a source's documents (the documents table's ``bySource`` index): a ``mode: "full"``
+        job deletes the indexed documents its prefix no longer holds. Pair with :meth:`documents`."""
+        index_arn = pulumi.Output.concat(self.documents_table.arn, "/index/", BY_SOURCE_INDEX)
+        return Link(
+            env={"DOCUMENTS_TABLE": self.documents_table.name},
+            statements=(Statement(sid="DocumentsBySource", actions=("dynamodb:Query",), resources=(index_arn,)),),
         )
 
     def notifications(self) -> Link:

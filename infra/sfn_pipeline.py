@@ -112,6 +112,7 @@ class SfnPipeline(Pipeline):
                     # GET + ListBucket: a retried step finds the sync job it already started (sync.json).
                     links.reports(bucket_actions=(LIST,), objects=(GET, PUT)),
                     links.documents("dynamodb:BatchGetItem"),
+                    links.inventory(),  # mode "full": the source's documents absent from the job
                     links.index(sync=("kendra:StartDataSourceSyncJob",)),
                 ),
             ),

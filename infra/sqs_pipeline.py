@@ -100,6 +100,7 @@ class SqsPipeline(Pipeline):
                     links.ingestion(bucket_actions=(LIST,), objects=(GET,)),
                     links.lock("dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem"),
                     links.documents("dynamodb:BatchGetItem"),
+                    links.inventory(),  # mode "full": the source's documents absent from the job
                     queue(self.put.queue, env="PUT_QUEUE_URL", label="put", actions=SEND, kms=kms),
                     queue(self.delete.queue, env="DELETE_QUEUE_URL", label="delete", actions=SEND, kms=kms),
                     # A retried producer reads back its saved plan (job.json, parts.json); ListBucket makes a

@@ -1,4 +1,4 @@
-"""The Kendra emulator: an in-memory index behind real boto3 ``kendra`` clients (DESIGN section 7).
+"""The Kendra emulator: an in-memory index behind real boto3 ``kendra`` clients (the sandbox's Kendra).
 
 Botocore validates and serialises every request exactly as it would for AWS; a ``before-send.kendra``
 handler then answers with an ``AWSResponse`` instead of sending it. The client therefore parses results,
@@ -22,7 +22,9 @@ Where Kendra's behaviour is not published, the emulator decides, and says so her
   whole call with ``ValidationException`` in AWS's own wording, as AWS's request validation does.
   Semantic problems of one document fail only that document in ``FailedDocuments``: an attribute that is
   neither reserved nor an index field, a value of the wrong type, an inline document over
-  ``max_document_bytes``, both ``Blob`` and ``S3Path``, a sync job that is not running.
+  ``max_document_bytes``, both ``Blob`` and ``S3Path``, a sync job that is not running, and the limits
+  Kendra documents outside the model: more than 200 ``AccessControlList`` entries (developer guide, user
+  context filtering) and a ``StringListValue`` of more than 10 strings (the model's documented default).
 - ``max_documents_per_call`` can only lower the model's limit of 10 documents.
 - A document without content (empty ``Blob``, or neither ``Blob`` nor ``S3Path``) is accepted and then
   fails indexing, as does text content (``PLAIN_TEXT``, ``HTML``, ``MD``, ``CSV``, ``JSON``, ``XML``,
@@ -69,7 +71,9 @@ from botocore.model import OperationModel, Shape
 DEFAULT_INDEX_ID = "e0a1b2c3-d4e5-4f60-8a7b-9c0d1e2f3a4b"
 DEFAULT_INDEX_NAME = "sandbox-index"
 DEFAULT_MAX_DOCUMENTS_PER_CALL = 10  # BatchPutDocument / BatchDeleteDocument / BatchGetDocumentStatus
-DEFAULT_MAX_DOCUMENT_BYTES = 5 * 1024 * 1024  # inline document (FACTS.md)
+DEFAULT_MAX_DOCUMENT_BYTES = 5 * 1024 * 1024  # inline document
+MAX_ACL_ENTRIES = 200  # AccessControlList entries per document (developer guide)
+MAX_STRING_LIST_VALUES = 10  # strings per StringListValue (the model's documentation)
 DEFAULT_MAX_REQUEST_BYTES = 50 * 1024 * 1024  # one call's decoded Blob bytes
 MAX_ERROR_MESSAGE_CHARS = 2048  # the model's ErrorMessage maximum
 
@@ -407,7 +411,7 @@ class KendraEmulator:
         self.data_source_ids = set(data_source_ids) if data_source_ids is not None else None
         self.s3_reader = s3_reader
 
-        #: Every call received, in order (DESIGN section 7.3). Appended under the lock.
+        #: Every call received, in order (the sandbox's calls.json). Appended under the lock.
         self.calls: list[dict[str, Any]] = []
 
         self._lock = threading.Lock()
@@ -460,7 +464,7 @@ class KendraEmulator:
     # --- reading state ---
 
     def index_snapshot(self) -> dict[str, Any]:
-        """The index as JSON-serialisable data (DESIGN section 7.3: ``OUT/index.json``)."""
+        """The index as JSON-serialisable data (``OUT/index.json``)."""
         with self._lock:
             now = self.clock()
             documents = {
@@ -675,6 +679,12 @@ class KendraEmulator:
                 f"The document is {len(blob)} bytes, "
                 f"over the inline document limit of {self.max_document_bytes} bytes."
             )
+        acl = doc.get("AccessControlList") or []
+        if len(acl) > MAX_ACL_ENTRIES:
+            return (
+                f"The AccessControlList has {len(acl)} entries; a document can have at most "
+                f"{MAX_ACL_ENTRIES}."
+            )
         seen: set[str] = set()
         for attribute in attributes:
             key, value = attribute["Key"], attribute["Value"]
@@ -685,6 +695,12 @@ class KendraEmulator:
             if len(members) != 1:
                 return f"Attribute {key} must have exactly one of {', '.join(VALUE_MEMBER_TYPES)}."
             given = VALUE_MEMBER_TYPES[members[0]]
+            strings = value.get("StringListValue")
+            if strings is not None and len(strings) > MAX_STRING_LIST_VALUES:
+                return (
+                    f"Attribute {key} has {len(strings)} values; a StringListValue can have at most "
+                    f"{MAX_STRING_LIST_VALUES}."
+                )
             expected = self._field_type(key, given)
             if expected is None:
                 return (

@@ -468,12 +468,16 @@ def result_line(job_id: str, summary: dict[str, Any], failures_csv: bytes) -> st
     rows = list(csv.DictReader(io.StringIO(failures_csv.decode("utf-8", "replace"))))
     codes = Counter(row.get("errorCode", "") for row in rows)
     by_code = ", ".join(f"{code} {n}" for code, n in sorted(codes.items())) or "none"
+    excluded = f", {d['excluded']} excluded" if d.get("excluded") else ""
+    full_sync = f" ({x['fullSync']} by the full sync)" if x.get("fullSync") else ""
     line = (f"{job_id}: {summary.get('status')} - documents {d.get('requested', 0)} requested, {d.get('put', 0)} put, "
-            f"{d.get('skippedUnchanged', 0)} unchanged, {d.get('failed', 0)} failed; deletes "
-            f"{x.get('requested', 0)} requested, {x.get('deleted', 0)} deleted, {x.get('failed', 0)} failed; "
-            f"failures by code: {by_code}")
+            f"{d.get('skippedUnchanged', 0)} unchanged, {d.get('failed', 0)} failed{excluded}; deletes "
+            f"{x.get('requested', 0)} requested{full_sync}, {x.get('deleted', 0)} deleted, {x.get('failed', 0)} "
+            f"failed; failures by code: {by_code}")
     if summary.get("error"):
         line += f"; error: {summary['error']}"
+    if summary.get("message"):
+        line += f"; note: {summary['message']}"
     return line
 
 

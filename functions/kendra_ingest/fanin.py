@@ -123,7 +123,7 @@ def part_id(part: PutPart | DeletePart) -> str:
 
 def message_body(part: PutPart | DeletePart, *, run_id: str, source: str, sync_job_id: str | None = None) -> str:
     extra = {"syncJobId": sync_job_id} if sync_job_id else {}
-    return json.dumps({**part.model_dump(by_alias=True), "runId": run_id, "source": source, **extra},
+    return json.dumps({**part.model_dump(by_alias=True, exclude_none=True), "runId": run_id, "source": source, **extra},
                       separators=(",", ":"), sort_keys=True, ensure_ascii=False)
 
 
@@ -423,6 +423,7 @@ def work(
             part, source=message.source, index=index, ledger=ledger(settings), deadline=deadline,
             document_mode=settings.document_mode, date_fields=date_fields(settings),
             index_full=parts.IndexFull(lock, message.run_id),
+            access=parts.access_rules(part),
         )
     else:
         result = parts.process_delete(part, index=index, ledger=ledger(settings), deadline=deadline)

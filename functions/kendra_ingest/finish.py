@@ -101,16 +101,17 @@ def finish(job: Job, *, option: str, reports_bucket: str, error: str | None = No
     summary = reports.build_summary(
         job_id=job.job_id, option=option, source=job.source,
         documents={"requested": counts.get("documentsRequested", 0), "put": put,
-                   "skippedUnchanged": counts.get("skippedUnchanged", 0), "failed": len(doc_failures)},
+                   "skippedUnchanged": counts.get("skippedUnchanged", 0), "failed": len(doc_failures),
+                   "excluded": counts.get("documentsExcluded", 0)},
         deletes={"requested": counts.get("deletesRequested", 0), "deleted": deleted,
-                 "failed": len(delete_failures)},
+                 "failed": len(delete_failures), "fullSync": counts.get("fullSyncDeletes", 0)},
         kendra=kendra.model_dump(by_alias=True),
         started_at=datetime.fromisoformat(job.started_at), finished_at=finished_at,
         failure_rows=len(rows), error=error,
         indexing={"verified": verify.get("verified", 0),
                   "unconfirmed": sum(f.error_code == ErrorCode.INDEXING_UNCONFIRMED for f in indexing_failures)}
         if verify else None,
-        manifest_archived=archived,
+        manifest_archived=archived, message=" ".join(plan.get("notes") or ()) or None,
     )
     summary_key = reports.summary_key(job.job_id)
     store.write(reports_bucket, summary_key, summary.to_json(),

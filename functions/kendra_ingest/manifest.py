@@ -1,7 +1,9 @@
-"""The job manifest (DESIGN section 5): where a job lives, what it asks for, and how to read it.
+"""The job manifest: where a job lives, what it asks for, and how to read it (docs/migration.md has
+the layout keys a team coming from the Kendra S3 connector uses).
 
-A job is everything under a prefix ``P`` of the ingestion bucket: documents under ``P/batches/``, an
-optional deletes file, and ``P/_control/manifest.json``, whose creation starts the job.
+A job is everything under a prefix ``P`` of the ingestion bucket: documents under ``P/batches/`` (or
+``P/<documentsPrefix>``), an optional deletes file, and ``P/_control/manifest.json``, whose creation
+starts the job.
 
 Example::
 
@@ -23,17 +25,23 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
+from kendra_ingest.globs import GlobError, compile_glob
 from kendra_ingest.metadata import MAX_DOCUMENT_ID_LENGTH
+from kendra_ingest.settings import LANGUAGE_CODE_PATTERN
 from kendra_ingest.validation import JsonInputError, describe_errors, load_json_object
 
 MANIFEST_NAME = "_control/manifest.json"
+CONTROL_DIR = "_control/"
 BATCHES_DIR = "batches/"
+#: The connector allows 100 inclusion and 100 exclusion patterns per data source.
+MAX_PATTERNS = 100
 
 JOB_ID_MAX_LENGTH = 80
 JOB_ID_RULE = f"must be 1-{JOB_ID_MAX_LENGTH} characters of [A-Za-z0-9._-]"
@@ -71,6 +79,16 @@ class Manifest(BaseModel):
     deletes_key: str | None = Field(None, min_length=1, max_length=1024)
     expected_documents: int | None = Field(None, ge=0)
     force: bool = False
+    # Source layout: the keys that let a team point a job at its S3-connector bucket as it is.
+    documents_prefix: str = Field(BATCHES_DIR, max_length=1024)
+    metadata_prefix: str | None = Field(None, min_length=1, max_length=1024)
+    metadata_required: bool = True
+    access_control_key: str | None = Field(None, min_length=1, max_length=1024)
+    include: list[str] = Field([], max_length=MAX_PATTERNS)
+    exclude: list[str] = Field([], max_length=MAX_PATTERNS)
+    language_code: str | None = Field(None, max_length=35, pattern=LANGUAGE_CODE_PATTERN)
+    mode: Literal["incremental", "full"] = "incremental"
+    allow_mass_delete: bool = False
 
     @model_validator(mode="before")
     @classmethod
@@ -95,12 +113,57 @@ class Manifest(BaseModel):
             raise PydanticCustomError("job_id", JOB_ID_RULE)
         return value
 
-    @field_validator("deletes_key")
+    @field_validator("deletes_key", "access_control_key")
     @classmethod
-    def _deletes_key_under_prefix(cls, value: str | None) -> str | None:
+    def _key_under_prefix(cls, value: str | None) -> str | None:
         if value is not None and (value.startswith("/") or ".." in value.split("/")):
-            raise PydanticCustomError("deletes_key", "must be a relative path under the job prefix")
+            raise PydanticCustomError("key_under_prefix", "must be a relative path under the job prefix")
+        if value == MANIFEST_NAME:
+            raise PydanticCustomError("key_under_prefix", "must not be the manifest")
         return value
+
+    @field_validator("documents_prefix", "metadata_prefix")
+    @classmethod
+    def _prefix_under_job(cls, value: str | None) -> str | None:
+        # A folder under P. The trailing "/" is added when missing: "metadata" means the folder, never
+        # every key starting with "metadata" (the connector's S3Prefix is written either way).
+        if not value:
+            return value
+        if value.startswith("/"):
+            raise PydanticCustomError("prefix_under_job", "must be relative to the job prefix (no leading '/')")
+        folder = value if value.endswith("/") else value + "/"
+        if any(segment in ("", ".", "..") for segment in folder[:-1].split("/")):
+            raise PydanticCustomError(
+                "prefix_under_job", "must stay under the job prefix: no '.', '..' or empty path segments"
+            )
+        if folder.startswith(CONTROL_DIR):
+            raise PydanticCustomError("prefix_under_job", f"must not be under {CONTROL_DIR} (the job's control files)")
+        return folder
+
+    @field_validator("include", "exclude")
+    @classmethod
+    def _globs_parse(cls, patterns: list[str]) -> list[str]:
+        for position, pattern in enumerate(patterns):
+            try:
+                compile_glob(pattern)
+            except GlobError as exc:
+                message = f"pattern {position} {pattern!r} does not parse: {exc}"
+                raise PydanticCustomError("glob", message.replace("{", "{{").replace("}", "}}")) from None
+        return patterns
+
+    @field_validator("metadata_prefix", mode="after")
+    @classmethod
+    def _prefixes_apart(cls, meta: str | None, info: ValidationInfo) -> str | None:
+        # "" (every object under P) may contain the metadata folder, which is then reserved; otherwise
+        # one folder inside the other would make an object both a document and a metadata file.
+        documents = info.data.get("documents_prefix")
+        if meta is not None and documents and (meta.startswith(documents) or documents.startswith(meta)):
+            message = (
+                f"overlaps documentsPrefix {documents!r} (one folder is inside the other); keep them apart, "
+                'or set documentsPrefix to "" (every object under the job prefix except the metadata folder)'
+            )
+            raise PydanticCustomError("prefixes_overlap", message.replace("{", "{{").replace("}", "}}"))
+        return meta
 
     def requested_deletes(self, file_ids: Iterable[str] = ()) -> list[str]:
         """Every id this job deletes: ``deletes``, then the ``deletesKey`` file's ids, duplicates once."""
@@ -177,9 +240,14 @@ def job_root(prefix: str) -> str:
     return f"{prefix}/" if prefix else ""
 
 
-def batches_prefix(prefix: str) -> str:
-    """Where the job's documents live: ``P/batches/``."""
-    return job_root(prefix) + BATCHES_DIR
+def batches_prefix(prefix: str, manifest: Manifest | None = None) -> str:
+    """Where the job's documents live: ``P/batches/``, or ``P/<documentsPrefix>``."""
+    return job_root(prefix) + (manifest.documents_prefix if manifest is not None else BATCHES_DIR)
+
+
+def access_control_object_key(prefix: str, manifest: Manifest) -> str | None:
+    """The key of the manifest's ``accessControlKey`` file (relative to ``P``), if it names one."""
+    return job_root(prefix) + manifest.access_control_key if manifest.access_control_key else None
 
 
 def deletes_object_key(prefix: str, manifest: Manifest) -> str | None:

@@ -28,12 +28,17 @@ from kendra_ingest.models import ErrorCode, Failure
 from kendra_ingest.pairing import default_document_id
 from kendra_ingest.validation import JsonInputError, describe_errors, load_json_object, shown
 
-# Limits from the botocore Kendra model (FACTS.md).
+# Limits of the botocore Kendra model (service-2.json), which botocore itself does not check.
 MAX_DOCUMENT_ID_LENGTH = 2048
 MAX_ATTRIBUTE_KEY_LENGTH = 200
 MAX_STRING_VALUE_LENGTH = 2048
 MAX_PRINCIPAL_NAME_LENGTH = 200
 MAX_HIERARCHY_LEVELS = 30
+#: The model documents "the default maximum length or number of strings is 10" for StringListValue.
+MAX_STRING_LIST_VALUES = 10
+#: The Kendra developer guide (user context filtering): at most 200 entries in AccessControlList.
+MAX_ACL_ENTRIES = 200
+MAX_ACCESS_CONTROL_CONFIGURATION_ID_LENGTH = 36
 _LONG_RANGE = range(-(2**63), 2**63)  # LongValue is a Java long
 _ATTRIBUTE_KEY = re.compile(r"[a-zA-Z0-9_][a-zA-Z0-9_-]*")
 
@@ -48,8 +53,19 @@ CONTENT_TYPE_BY_EXTENSION: Mapping[str, str] = {
     ".xls": "MS_EXCEL", ".xlsx": "MS_EXCEL", ".csv": "CSV", ".json": "JSON", ".md": "MD",
 }
 
-#: Reserved attributes that are dates in every index; other DATE fields come from the index's schema.
-DATE_ATTRIBUTES = frozenset({"_created_at", "_last_updated_at"})
+#: The type of each reserved attribute in every index (its DATE fields included); a reserved attribute
+#: with a value of another type is refused before sending. Other DATE fields come from the index's schema.
+RESERVED_ATTRIBUTE_TYPES: Mapping[str, str] = {
+    "_source_uri": "STRING_VALUE", "_created_at": "DATE_VALUE", "_last_updated_at": "DATE_VALUE",
+    "_category": "STRING_VALUE", "_version": "STRING_VALUE", "_view_count": "LONG_VALUE",
+    "_language_code": "STRING_VALUE", "_authors": "STRING_LIST_VALUE", "_file_type": "STRING_VALUE",
+    "_document_title": "STRING_VALUE", "_excerpt_page_number": "LONG_VALUE",
+    "_data_source_id": "STRING_VALUE", "_data_source_sync_job_execution_id": "STRING_VALUE",
+}
+DATE_ATTRIBUTES = frozenset(k for k, v in RESERVED_ATTRIBUTE_TYPES.items() if v == "DATE_VALUE")
+LANGUAGE_CODE_ATTRIBUTE = "_language_code"
+_TYPE_WORDS = {"STRING_VALUE": "a string", "LONG_VALUE": "an integer", "STRING_LIST_VALUE": "a list of strings",
+               "DATE_VALUE": "a date"}
 
 EMPTY_DOCUMENT_MESSAGE = "document is empty (0 bytes); Kendra rejects empty documents"
 
@@ -98,9 +114,13 @@ class DocumentMetadata(_Strict):
     title: str | None = None
     content_type: ContentType | None = None
     attributes: dict[str, Any] = {}
-    access_control_list: list[Principal] | None = None
+    access_control_list: list[Principal] | None = Field(None, max_length=MAX_ACL_ENTRIES)
     hierarchical_access_control_list: list[HierarchicalPrincipal] | None = Field(
         None, min_length=1, max_length=MAX_HIERARCHY_LEVELS
+    )
+    #: An access control configuration of the index (CreateAccessControlConfiguration); sent as is.
+    access_control_configuration_id: str | None = Field(
+        None, min_length=1, max_length=MAX_ACCESS_CONTROL_CONFIGURATION_ID_LENGTH, pattern=r"^[a-zA-Z0-9-]+$"
     )
 
 
@@ -126,8 +146,21 @@ def parse_metadata(raw: bytes, *, document_id_hint: str) -> DocumentMetadata | F
         return _invalid(declared, describe_errors(exc, what="metadata", allowed=_METADATA_KEYS))
 
 
+def declared_document_id(raw: bytes) -> str | None:
+    """The ``DocumentId`` a metadata file names, when the file is a JSON object with a valid one.
+
+    For failure rows of a metadata file that cannot be ingested as a whole (its document is missing):
+    the row carries the id the ingester wrote, not the one derived from the key.
+    """
+    try:
+        declared = load_json_object(raw, what="metadata", strip_bom=False).get("DocumentId")
+    except JsonInputError:
+        return None
+    return declared if isinstance(declared, str) and _valid_document_id(declared) else None
+
+
 def resolve_document_id(meta: DocumentMetadata, key: str, batches_prefix: str) -> str:
-    """The metadata's ``DocumentId``, else the key under ``P/batches/`` without its extension."""
+    """The metadata's ``DocumentId``, else the key under the documents prefix without its extension."""
     return meta.document_id or default_document_id(key, batches_prefix)
 
 
@@ -146,6 +179,8 @@ def to_document(
     size: int | None = None,
     date_fields: frozenset[str] = frozenset(),
     extra_attributes: Mapping[str, Any] | None = None,
+    default_language_code: str | None = None,
+    access_control_list: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any] | Failure:
     """The ``Document`` for ``BatchPutDocument``, or the failure that explains why there is none.
 
@@ -160,6 +195,11 @@ def to_document(
     Text that is not valid UTF-8 is not checked here: Kendra decides, while indexing.
     ``extra_attributes`` (e.g. the data-source sync attributes) are converted the same way and replace
     metadata attributes of the same name. ``date_fields`` are the index's DATE fields.
+    ``default_language_code`` becomes ``_language_code`` when the metadata sets none (the job's
+    ``languageCode`` or the stack's ``defaultLanguageCode``). ``access_control_list`` (entries of the
+    job's access control file) applies when the metadata sets no access control of its own
+    (``AccessControlList``, ``HierarchicalAccessControlList`` or ``AccessControlConfigurationId``): what
+    was written for one document is more specific than a rule for its prefix.
     """
     if (body is None) == (s3_path is None):
         raise ValueError("to_document needs exactly one of body (inline) or s3_path (s3 mode)")
@@ -174,7 +214,10 @@ def to_document(
             f"set one of {', '.join(CONTENT_TYPES)}"
         )
     attributes = []
-    for name, value in {**meta.attributes, **(extra_attributes or {})}.items():
+    given = dict(meta.attributes)
+    if default_language_code is not None and LANGUAGE_CODE_ATTRIBUTE not in given:
+        given[LANGUAGE_CODE_ATTRIBUTE] = default_language_code
+    for name, value in {**given, **(extra_attributes or {})}.items():
         try:
             attributes.append({"Key": name, "Value": attribute_value(name, value, date_fields)})
         except InvalidAttribute as exc:
@@ -199,11 +242,15 @@ def to_document(
         document["Attributes"] = attributes
     if meta.access_control_list is not None:
         document["AccessControlList"] = _principals(meta.access_control_list)
+    elif access_control_list is not None and not _own_access_control(meta):
+        document["AccessControlList"] = list(access_control_list)
     if meta.hierarchical_access_control_list is not None:
         levels = meta.hierarchical_access_control_list
         document["HierarchicalAccessControlList"] = [
             {"PrincipalList": _principals(level.principal_list)} for level in levels
         ]
+    if meta.access_control_configuration_id is not None:
+        document["AccessControlConfigurationId"] = meta.access_control_configuration_id
     return document
 
 
@@ -216,8 +263,9 @@ def attribute_value(name: str, value: Any, date_fields: frozenset[str] = frozens
 
     String -> ``StringValue`` (1-2048 characters), except reserved dates and ``date_fields`` ->
     ``DateValue`` (ISO-8601 with a timezone, as an aware ``datetime``); integer -> ``LongValue``;
-    list of strings -> ``StringListValue``. Anything else (float, boolean, null, object, a list
-    holding a non-string) is rejected rather than guessed at.
+    list of strings -> ``StringListValue`` (at most 10). Anything else (float, boolean, null, object,
+    a list holding a non-string) is rejected rather than guessed at, and so is a reserved attribute
+    (``_view_count``, ``_authors``, ...) whose value is not of its fixed type.
     """
     if not (1 <= len(name) <= MAX_ATTRIBUTE_KEY_LENGTH and _ATTRIBUTE_KEY.fullmatch(name)):
         raise InvalidAttribute(
@@ -227,6 +275,20 @@ def attribute_value(name: str, value: Any, date_fields: frozenset[str] = frozens
         if not isinstance(value, str):
             raise InvalidAttribute(f"a date must be an ISO-8601 string with a timezone (got {shown(value)})")
         return {"DateValue": _date(value)}
+    converted = _converted(value)
+    reserved = RESERVED_ATTRIBUTE_TYPES.get(name)
+    if reserved is not None and _VALUE_TYPES[next(iter(converted))] != reserved:
+        raise InvalidAttribute(
+            f"reserved attribute {name} must be {_TYPE_WORDS[reserved]} ({reserved}) (got {shown(value)})"
+        )
+    return converted
+
+
+_VALUE_TYPES = {"StringValue": "STRING_VALUE", "LongValue": "LONG_VALUE", "StringListValue": "STRING_LIST_VALUE",
+                "DateValue": "DATE_VALUE"}
+
+
+def _converted(value: Any) -> dict[str, Any]:
     if isinstance(value, str):
         return {"StringValue": _string(value)}
     if isinstance(value, int) and not isinstance(value, bool):
@@ -234,6 +296,11 @@ def attribute_value(name: str, value: Any, date_fields: frozenset[str] = frozens
             raise InvalidAttribute(f"integer out of the 64-bit range (got {value})")
         return {"LongValue": value}
     if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        if len(value) > MAX_STRING_LIST_VALUES:
+            raise InvalidAttribute(
+                f"a list of strings holds at most {MAX_STRING_LIST_VALUES} strings, the Kendra model's "
+                f"StringListValue limit (got {len(value)})"
+            )
         return {"StringListValue": [_string(item) for item in value]}
     raise InvalidAttribute(
         f"must be a string, an integer or a list of strings (got {shown(value)})"
@@ -254,6 +321,11 @@ def _date(value: str) -> datetime:
     if parsed.tzinfo is None:
         raise InvalidAttribute(f"date {value!r} has no timezone; add one, e.g. 2025-10-05T12:00:00Z")
     return parsed
+
+
+def _own_access_control(meta: DocumentMetadata) -> bool:
+    return any(value is not None for value in (meta.access_control_list, meta.hierarchical_access_control_list,
+                                               meta.access_control_configuration_id))
 
 
 def _principals(principals: list[Principal]) -> list[dict[str, Any]]:

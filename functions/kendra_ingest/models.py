@@ -48,15 +48,18 @@ class SourceObject(Wire):
 
 
 class Pair(Wire):
-    """A document object and its ``.metadata.json`` object, matched by key."""
+    """A document object and its ``.metadata.json`` object, matched by key.
+
+    ``metadata`` is None for a document ingested without metadata (``metadataRequired: false``).
+    """
 
     document: SourceObject
-    metadata: SourceObject
+    metadata: SourceObject | None
 
     @property
     def fingerprint(self) -> str:
         """Changes whenever the document or its metadata changes; computed without reading either."""
-        return f"{self.document.etag}:{self.metadata.etag}"
+        return f"{self.document.etag}:{self.metadata.etag if self.metadata is not None else '-'}"
 
 
 class Failure(Wire):
@@ -97,7 +100,12 @@ class Outcome(Wire):
 
 
 class PartDoc(Wire):
-    """One document of a put part; the seed's message shape plus size and fingerprint."""
+    """One document of a put part; the seed's message shape plus size and fingerprint.
+
+    ``meta_key`` is empty for a document without metadata. ``language_code`` is the job's default
+    ``_language_code`` (used when the metadata sets none); ``acl`` is the index of the access control
+    file rule whose entries the document gets (the part names the file: ``PutPart.access_key``).
+    """
 
     document_id: str
     s3_bucket: str
@@ -105,6 +113,8 @@ class PartDoc(Wire):
     meta_key: str
     size: int = 0
     fingerprint: str = ""
+    language_code: str | None = None
+    acl: int | None = None
 
 
 class PutPart(Wire):
@@ -114,6 +124,10 @@ class PutPart(Wire):
     job_id: str
     part: int = 0
     docs: list[PartDoc] = Field(min_length=1, max_length=10)
+    #: The job's access control file (ingestion bucket key) and the SHA-256 of the bytes the planner
+    #: checked, when a document of the part gets entries from it.
+    access_key: str | None = None
+    access_digest: str | None = None
 
 
 class DeletePart(Wire):

@@ -18,15 +18,23 @@ from __future__ import annotations
 
 import heapq
 import posixpath
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from kendra_ingest.models import ErrorCode, Failure, Pair, SourceObject
 
 METADATA_SUFFIX = ".metadata.json"
 
 
+class LoneMetadata(Failure):
+    """``MissingDocument`` for a metadata object whose document is missing; ``metadata_key`` lets the
+    planner read the ``DocumentId`` the file names, which is the id the ingester knows."""
+
+    metadata_key: str
+
+
 def default_document_id(key: str, batches_prefix: str) -> str:
-    """The key under ``P/batches/`` without its last extension: ``P/batches/a/b.pdf`` -> ``a/b``."""
+    """The key under ``P/batches/`` (the documents prefix) without its last extension:
+    ``P/batches/a/b.pdf`` -> ``a/b``."""
     return posixpath.splitext(relative_key(key, batches_prefix))[0]
 
 
@@ -37,8 +45,16 @@ def relative_key(key: str, batches_prefix: str) -> str:
     return key[len(batches_prefix):]
 
 
-def pair_objects(objects: Iterable[SourceObject], batches_prefix: str) -> Iterator[Pair | Failure]:
+def pair_objects(
+    objects: Iterable[SourceObject], batches_prefix: str, *, metadata_required: bool = True,
+    real_key: Callable[[str], str] | None = None,
+) -> Iterator[Pair | Failure]:
     """Match each document with its ``.metadata.json`` as the listing streams by.
+
+    ``metadata_required=False`` turns a document without metadata into a ``Pair`` whose ``metadata``
+    is None (the S3 connector's optional metadata). ``real_key`` maps the key a metadata object is
+    listed under to its object key (see :mod:`kendra_ingest.layout`: metadata kept under a prefix of
+    its own is fed to pairing under the key it would have beside its document).
 
     Every document and every metadata object ends in exactly one yielded item: a :class:`Pair`, a
     ``MissingMetadata`` failure (a document whose metadata never came) or a ``MissingDocument``
@@ -46,7 +62,7 @@ def pair_objects(objects: Iterable[SourceObject], batches_prefix: str) -> Iterat
     ignored; a key ending in ``.metadata.json`` is always metadata, never a document. The output
     order is a function of the input alone. See :class:`Pairing` for the memory bound.
     """
-    pairing = Pairing(batches_prefix)
+    pairing = Pairing(batches_prefix, metadata_required=metadata_required, real_key=real_key)
     for obj in objects:
         yield from pairing.feed(obj)
     yield from pairing.finish()
@@ -65,8 +81,11 @@ class Pairing:
         items = [item for obj in objects for item in pairing.feed(obj)] + pairing.finish()
     """
 
-    def __init__(self, batches_prefix: str) -> None:
+    def __init__(self, batches_prefix: str, *, metadata_required: bool = True,
+                 real_key: Callable[[str], str] | None = None) -> None:
         self.batches_prefix = batches_prefix
+        self.metadata_required = metadata_required
+        self._real = real_key or (lambda key: key)
         self._waiting: dict[str, SourceObject] = {}  # metadata key -> its document
         self._due: list[str] = []  # heap of the waiting metadata keys
         self._last_key: str | None = None
@@ -95,32 +114,39 @@ class Pairing:
             # Every waiting key below `key` was just released, so `key` is the heap's smallest.
             smallest = heapq.heappop(self._due)
             assert smallest == key, (smallest, key)
-            settled.append(Pair(document=document, metadata=obj))
+            real = self._real(key)
+            metadata = obj if real == key else obj.model_copy(update={"key": real})
+            settled.append(Pair(document=document, metadata=metadata))
         return settled
 
-    def finish(self) -> list[Failure]:
+    def finish(self) -> list[Pair | Failure]:
         """The listing has ended: every document still waiting is missing its metadata."""
         return self._release(before=None)
 
-    def _release(self, before: str | None) -> list[Failure]:
+    def _release(self, before: str | None) -> list[Pair | Failure]:
         # Metadata keys below `before` can no longer be listed: their documents lack metadata.
-        released = []
+        released: list[Pair | Failure] = []
         while self._due and (before is None or self._due[0] < before):
             meta_key = heapq.heappop(self._due)
             document = self._waiting.pop(meta_key)
+            if not self.metadata_required:
+                released.append(Pair(document=document, metadata=None))
+                continue
             released.append(Failure(
                 document_id=default_document_id(document.key, self.batches_prefix),
                 error_code=ErrorCode.MISSING_METADATA,
-                error_message=f"document {document.key!r} has no metadata object {meta_key!r}",
+                error_message=f"document {document.key!r} has no metadata object {self._real(meta_key)!r}",
             ))
         return released
 
     def _missing_document(self, meta_key: str) -> Failure:
         document_key = meta_key[: -len(METADATA_SUFFIX)]
-        return Failure(
+        real = self._real(meta_key)
+        return LoneMetadata(
             document_id=default_document_id(document_key, self.batches_prefix),
             error_code=ErrorCode.MISSING_DOCUMENT,
-            error_message=f"metadata object {meta_key!r} has no document object {document_key!r}",
+            error_message=f"metadata object {real!r} has no document object {document_key!r}",
+            metadata_key=real,
         )
 
 

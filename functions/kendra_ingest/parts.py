@@ -7,11 +7,13 @@ and ``_work/<jobId>/<runId>/results/<op>-NNNNN.json`` (outcomes and Kendra count
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+import threading
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from kendra_ingest import metadata, reports, store
+from kendra_ingest import layout, metadata, reports, store
 from kendra_ingest.deadline import Deadline
 from kendra_ingest.models import DeletePart, Failure, KendraCounts, Operation, Outcome, PutPart, Wire
 
@@ -64,16 +66,19 @@ def process_put(
     date_fields: frozenset[str],
     read: Callable[[str, str], bytes | None] = store.read,
     index_full: IndexFull | None = None,
+    access: Sequence[list[dict[str, Any]]] = (),
 ) -> PartResult:
     """Put one part. Every document of the part ends with exactly one outcome.
 
-    With ``index_full``, a part of a run that already found the index full sends nothing, and the part
-    that finds it full records it: each of their documents fails ``ServiceQuotaExceededException``,
-    saying it was not sent and what to do.
+    ``access`` holds the access control file's entry lists that the documents' ``acl`` index (see
+    :func:`access_rules`). With ``index_full``, a part of a run that already found the index full sends
+    nothing, and the part that finds it full records it: each of their documents fails
+    ``ServiceQuotaExceededException``, saying it was not sent and what to do.
     """
     outcomes: dict[str, Outcome] = {}
     documents: list[dict] = []
-    for doc, built in zip(part.docs, _build(part, document_mode, date_fields, read), strict=True):
+    built_all = _build(part, document_mode, date_fields, read, access)
+    for doc, built in zip(part.docs, built_all, strict=True):
         if isinstance(built, Failure):
             outcomes[doc.document_id] = Outcome.failed(doc.document_id, "put", built.error_code,
                                                        built.error_message)
@@ -109,29 +114,69 @@ def _not_sent(kendra_message: str, *, earlier: bool) -> str:
 
 
 def _build(part: PutPart, document_mode: str, date_fields: frozenset[str],
-           read: Callable[[str, str], bytes | None]) -> list[dict | Failure]:
+           read: Callable[[str, str], bytes | None], access: Sequence[list[dict[str, Any]]] = ()
+           ) -> list[dict | Failure]:
     """Kendra documents (or the failure that prevents one) for each document of the part, in order."""
 
     def build(doc: Any) -> dict | Failure:
-        raw = read(doc.s3_bucket, doc.meta_key)
+        # No meta_key: a document planned without metadata (metadataRequired false).
+        raw = read(doc.s3_bucket, doc.meta_key) if doc.meta_key else b"{}"
         if raw is None:
             return Failure(document_id=doc.document_id, error_code="MissingMetadata",
                            error_message=f"metadata {doc.meta_key} was deleted before the job sent it")
         meta = metadata.parse_metadata(raw, document_id_hint=doc.document_id)
         if isinstance(meta, Failure):
             return meta
+        extra: dict[str, Any] = {"date_fields": date_fields, "default_language_code": doc.language_code}
+        if doc.acl is not None:
+            if doc.acl >= len(access):
+                # Never send a document without the entries its plan gave it: it would be public.
+                return Failure(document_id=doc.document_id, error_code="JobAborted", error_message=(
+                    "the job's access control file was replaced or deleted after the job was planned; "
+                    "the document was not sent without its access control list"))
+            extra["access_control_list"] = access[doc.acl]
         if document_mode == "s3":
             return metadata.to_document(meta, document_id=doc.document_id, key=doc.s3_key,
-                                        s3_path=(doc.s3_bucket, doc.s3_key), size=doc.size, date_fields=date_fields)
+                                        s3_path=(doc.s3_bucket, doc.s3_key), size=doc.size, **extra)
         body = read(doc.s3_bucket, doc.s3_key)
         if body is None:
             return Failure(document_id=doc.document_id, error_code="MissingDocument",
                            error_message=f"document {doc.s3_key} was deleted before the job sent it")
-        return metadata.to_document(meta, document_id=doc.document_id, key=doc.s3_key, body=body,
-                                    date_fields=date_fields)
+        return metadata.to_document(meta, document_id=doc.document_id, key=doc.s3_key, body=body, **extra)
 
     with ThreadPoolExecutor(min(READERS, len(part.docs))) as pool:
         return list(pool.map(build, part.docs))
+
+
+_ACCESS_CACHE: dict[tuple[str, str, str], list[list[dict[str, Any]]]] = {}
+_ACCESS_LOCK = threading.Lock()
+_ACCESS_CACHE_SIZE = 8
+
+
+def access_rules(part: PutPart, read: Callable[[str, str], bytes | None] = store.read
+                 ) -> list[list[dict[str, Any]]]:
+    """The entry lists of the job's access control file, which the part's documents' ``acl`` index.
+
+    Read from the ingestion bucket, and used only when its bytes are those the planner checked
+    (``access_digest``): a file replaced or deleted since gives no entries, so the documents that need
+    them fail instead of going out without their ACL. Parsed once per file version and warm Lambda.
+    """
+    if part.access_key is None or all(doc.acl is None for doc in part.docs):
+        return []
+    cache_key = (part.docs[0].s3_bucket, part.access_key, part.access_digest or "")
+    with _ACCESS_LOCK:
+        cached = _ACCESS_CACHE.get(cache_key)
+    if cached is not None:
+        return cached
+    raw = read(cache_key[0], part.access_key)
+    if raw is None or hashlib.sha256(raw).hexdigest() != part.access_digest:
+        return []
+    entries = list(layout.parse_access_control(raw, key=part.access_key).entries)
+    with _ACCESS_LOCK:
+        if len(_ACCESS_CACHE) >= _ACCESS_CACHE_SIZE:
+            _ACCESS_CACHE.clear()
+        _ACCESS_CACHE[cache_key] = entries
+    return entries
 
 
 def process_delete(part: DeletePart, *, index: Any, ledger: Any, deadline: Deadline) -> PartResult:

@@ -8,6 +8,8 @@ a failure in the plan (``_work/<jobId>/plan.json``), so the final report account
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -19,6 +21,7 @@ from pydantic import ConfigDict
 from kendra_ingest import manifest as manifests
 from kendra_ingest import metadata, packing, pairing, store
 from kendra_ingest.job import Job
+from kendra_ingest.layout import AccessControl, AccessControlError, Layout, parse_access_control
 from kendra_ingest.models import DeletePart, ErrorCode, Failure, Pair, PartDoc, PutPart, Wire
 from kendra_ingest.settings import MAX_DOCUMENTS_PER_CALL
 
@@ -40,7 +43,11 @@ class PlanCounts(Wire):
     documents_found: int = 0
     documents_requested: int = 0
     skipped_unchanged: int = 0
+    #: Document objects the manifest's include/exclude patterns left out (neither sent nor failed).
+    documents_excluded: int = 0
     deletes_requested: int = 0
+    #: Of ``deletes_requested``: the source's documents a ``mode: "full"`` job found absent.
+    full_sync_deletes: int = 0
     put_parts: int = 0
     delete_parts: int = 0
 
@@ -59,7 +66,9 @@ class Planner:
     """Turns a job's objects into parts and failures. I/O is injected so the logic is testable.
 
     ``read(bucket, key) -> bytes | None`` reads metadata; ``unchanged({id: fingerprint}) -> {ids}``
-    is the ledger lookup (None disables skipping).
+    is the ledger lookup (None disables skipping). ``layout`` says where documents and metadata are
+    (default: ``P/batches/``, metadata beside each document); ``access`` is the job's access control
+    file and ``language_code`` its default ``_language_code``, both recorded on each document.
     """
 
     job: Job
@@ -67,21 +76,40 @@ class Planner:
     unchanged: Callable[[dict[str, str]], set[str]] | None
     max_document_bytes: int
     max_request_bytes: int
+    layout: Layout | None = None
+    access: AccessControl | None = None
+    #: (key, SHA-256) of the access control file, recorded on the parts whose documents use it.
+    access_file: tuple[str, str] | None = None
+    language_code: str | None = None
     failures: list[Failure] = field(default_factory=list)
     counts: PlanCounts = field(default_factory=PlanCounts)
+    #: Every DocumentId this job names (put, failed or duplicate): what a full sync keeps.
+    seen: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        if self.layout is None:
+            self.layout = Layout(root=manifests.job_root(self.job.prefix), documents=self.job.batches_prefix)
 
     def fail(self, document_id: str, code: str, message: str) -> None:
         self.failures.append(Failure(document_id=document_id, error_code=code, error_message=message))
 
     # -- documents -------------------------------------------------------------------------------
+    def _read_metadata(self, pair: Pair) -> bytes | None:
+        return self.read(self.job.bucket, pair.metadata.key) if pair.metadata is not None else b"{}"
+
     def _resolve(self, pairs: list[Pair], pool: ThreadPoolExecutor) -> Iterator[tuple[Pair, str]]:
-        """(pair, document id) for pairs whose metadata parses; failures for the others."""
-        prefix = self.job.batches_prefix
-        raws = pool.map(lambda p: self.read(self.job.bucket, p.metadata.key), pairs)
+        """(pair, document id) for pairs whose metadata parses; failures for the others.
+
+        A document without metadata (``metadataRequired: false``) is read as empty metadata: the
+        default DocumentId and the ContentType of its extension, as the S3 connector does.
+        """
+        prefix = self.layout.documents
+        raws = pool.map(self._read_metadata, pairs)
         for pair, raw in zip(pairs, raws, strict=True):
             hint = pairing.default_document_id(pair.document.key, prefix)
             if raw is None:
-                self.fail(hint, ErrorCode.MISSING_METADATA, f"metadata {pair.metadata.key} vanished during listing")
+                meta_key = pair.metadata.key if pair.metadata is not None else ""
+                self.fail(hint, ErrorCode.MISSING_METADATA, f"metadata {meta_key} vanished during listing")
                 continue
             meta = metadata.parse_metadata(raw, document_id_hint=hint)
             if isinstance(meta, Failure):
@@ -96,9 +124,15 @@ class Planner:
             yield pair, document_id
 
     def documents(self, objects: Iterable) -> Iterator[PartDoc]:
-        """Pair, resolve and de-duplicate; yields the documents that should be put."""
+        """Pair, resolve and de-duplicate; yields the documents that should be put.
+
+        ``objects`` is the layout's merged stream (:meth:`Layout.merge`), or for the default layout
+        the listing of ``P/batches/`` as it is.
+        """
         claims = pairing.DocumentIdClaims()
-        paired = pairing.pair_objects(objects, self.job.batches_prefix)
+        layout = self.layout
+        paired = pairing.pair_objects(objects, layout.documents, metadata_required=layout.metadata_required,
+                                      real_key=layout.real_metadata_key if layout.metadata else None)
 
         def pairs_only() -> Iterator[Pair]:
             for item in paired:
@@ -108,6 +142,8 @@ class Planner:
                 if isinstance(item, Failure):
                     if item.error_code == ErrorCode.MISSING_METADATA:
                         self.counts.documents_found += 1
+                    item = self._named(item)
+                    self.seen.add(item.document_id)
                     self.failures.append(item)
                 else:
                     self.counts.documents_found += 1
@@ -117,14 +153,38 @@ class Planner:
         with ThreadPoolExecutor(METADATA_READERS) as pool:
             while chunk := list(islice(stream, RESOLVE_CHUNK)):
                 for pair, document_id in self._resolve(chunk, pool):
+                    self.seen.add(document_id)
                     duplicate = claims.claim(document_id, pair.document.key)
                     if duplicate is not None:
                         self.failures.append(duplicate)
                         continue
-                    yield PartDoc(
-                        document_id=document_id, s3_bucket=self.job.bucket, s3_key=pair.document.key,
-                        meta_key=pair.metadata.key, size=pair.document.size, fingerprint=pair.fingerprint,
-                    )
+                    yield self._part_doc(pair, document_id)
+
+    def _named(self, failure: Failure) -> Failure:
+        """A lone metadata file's row carries the DocumentId the file names, when it can be read."""
+        if not isinstance(failure, pairing.LoneMetadata):
+            return failure
+        raw = self.read(self.job.bucket, failure.metadata_key)
+        declared = metadata.declared_document_id(raw) if raw is not None else None
+        return Failure(document_id=declared or failure.document_id, error_code=failure.error_code,
+                       error_message=failure.error_message)
+
+    def _part_doc(self, pair: Pair, document_id: str) -> PartDoc:
+        acl = None
+        if self.access is not None:
+            acl = self.access.rule_for(pair.document.key[len(self.layout.root):])
+        fingerprint = pair.fingerprint
+        if acl is not None or self.language_code is not None:
+            # What the job adds to the metadata is part of what Kendra holds: a changed access control
+            # file or language must re-send the document, not skip it as unchanged.
+            added = json.dumps([self.language_code, self.access.entries[acl] if acl is not None else None],
+                               sort_keys=True)
+            fingerprint += ":" + hashlib.sha256(added.encode()).hexdigest()[:16]
+        return PartDoc(
+            document_id=document_id, s3_bucket=self.job.bucket, s3_key=pair.document.key,
+            meta_key=pair.metadata.key if pair.metadata is not None else "", size=pair.document.size,
+            fingerprint=fingerprint, language_code=self.language_code, acl=acl,
+        )
 
     def skip_unchanged(self, docs: list[PartDoc]) -> list[PartDoc]:
         if self.unchanged is None or self.job.force or not docs:
@@ -145,7 +205,10 @@ class Planner:
                 doc = item.item
                 self.fail(doc.document_id, ErrorCode.DOCUMENT_TOO_LARGE, item.reason)
                 continue
-            parts.append(PutPart(job_id=self.job.job_id, part=len(parts) + 1, docs=item))
+            uses_access = self.access_file is not None and any(d.acl is not None for d in item)
+            key, digest = self.access_file if uses_access else (None, None)
+            parts.append(PutPart(job_id=self.job.job_id, part=len(parts) + 1, docs=item, access_key=key,
+                                 access_digest=digest))
         return parts
 
     def delete_parts(self, ids: list[str], first: int) -> list[DeletePart]:
@@ -153,6 +216,19 @@ class Planner:
             DeletePart(job_id=self.job.job_id, part=first + n, document_ids=ids[i : i + MAX_DOCUMENTS_PER_CALL])
             for n, i in enumerate(range(0, len(ids), MAX_DOCUMENTS_PER_CALL))
         ]
+
+
+@dataclass
+class Made:
+    """What :func:`make_plan` decided: the parts, the failures, the counts, and a job error if any."""
+
+    parts: list[PutPart | DeletePart]
+    failures: list[Failure]
+    delete_failures: list[Failure]
+    counts: PlanCounts
+    error: str | None = None
+    #: Things the report should say that are neither failures nor errors.
+    notes: list[str] = field(default_factory=list)
 
 
 def make_plan(
@@ -164,35 +240,76 @@ def make_plan(
     unchanged: Callable[[dict[str, str]], set[str]] | None,
     max_document_bytes: int,
     max_request_bytes: int,
+    metadata_objects: Iterable = (),
+    inventory: Callable[[str], Iterable[str]] | None = None,
+    default_language_code: str | None = None,
     elsewhere: Callable[[], list[str]] = list,
-) -> tuple[list[PutPart | DeletePart], list[Failure], list[Failure], PlanCounts, str | None]:
-    """The pure core of planning: parts, document failures, delete failures, counts, job error.
+) -> Made:
+    """The pure core of planning.
 
-    ``elsewhere()`` lists a few keys under the job's prefix but outside its documents, to explain a
-    job that found nothing.
+    ``objects`` is the listing of ``P/<documentsPrefix>`` and ``metadata_objects`` that of the
+    metadata prefix (when the manifest sets one). ``inventory(source)`` streams the ids the documents
+    table holds for the source (needed by ``mode: "full"``). ``default_language_code`` is the stack's.
+    ``elsewhere()`` lists a few keys under the job's prefix but outside its documents, to explain a job
+    that found nothing.
     """
-    planner = Planner(job, read, unchanged, max_document_bytes, max_request_bytes)
+    layout = Layout.of(job.prefix, manifest)
+    counts = PlanCounts()
+
+    def refused(error: str) -> Made:
+        # The job fails as a whole: nothing was requested of Kendra, so nothing is counted as failed.
+        counts.documents_requested = counts.deletes_requested = counts.full_sync_deletes = 0
+        return Made([], [], [], counts, error)
+
     deletes = list(manifest.deletes)
     key = manifests.deletes_object_key(job.prefix, manifest)
     if key is not None:
         body = read(job.bucket, key)
         if body is None:
-            return [], [], [], planner.counts, f"deletesKey {key} does not exist"
+            return Made([], [], [], counts, f"deletesKey {key} does not exist")
         deletes = manifests.unique([*deletes, *manifests.read_deletes(body)])
-    planner.counts.deletes_requested = len(deletes)
 
-    docs = list(planner.documents(objects))
-    if job.expected_documents is not None and planner.counts.documents_found != job.expected_documents:
-        error = (
-            f"expectedDocuments is {job.expected_documents} but {planner.counts.documents_found} documents "
+    access = access_file = None
+    acl_key = manifests.access_control_object_key(job.prefix, manifest)
+    if acl_key is not None:
+        raw = read(job.bucket, acl_key)
+        try:
+            if raw is None:
+                raise AccessControlError(f"access control file {acl_key} (accessControlKey) does not exist")
+            access = parse_access_control(raw, key=acl_key)
+            access_file = (acl_key, hashlib.sha256(raw).hexdigest())
+        except AccessControlError as exc:
+            # Sending without the file would publish restricted documents: the whole job stops here.
+            return refused(f"{exc.message}; nothing was sent to Kendra")
+
+    planner = Planner(job, read, unchanged, max_document_bytes, max_request_bytes, layout=layout, access=access,
+                      access_file=access_file, language_code=manifest.language_code or default_language_code,
+                      counts=counts)
+    counts.deletes_requested = len(deletes)
+
+    docs = list(planner.documents(layout.merge(objects, metadata_objects)))
+    counts.documents_excluded = layout.excluded
+    # Excluded documents are documents found (an ingester counting its upload counts them too).
+    counts.documents_found += layout.excluded
+    if job.expected_documents is not None and counts.documents_found != job.expected_documents:
+        return refused(
+            f"expectedDocuments is {job.expected_documents} but {counts.documents_found} documents "
             "were found; nothing was sent to Kendra (was the manifest written before the last upload?)"
         )
-        # The job fails as a whole: nothing was requested of Kendra, so nothing is counted as failed.
-        planner.counts.documents_requested = planner.counts.deletes_requested = 0
-        return [], [], [], planner.counts, error
 
-    if planner.counts.documents_requested == 0 and not deletes:
-        return [], [], [], planner.counts, empty_job_error(job, elsewhere())
+    notes: list[str] = []
+    if manifest.mode == "full":
+        named = planner.seen | {f.document_id for f in planner.failures}
+        full, error = full_sync_deletes(job.source, named, deletes, inventory,
+                                        allow_mass_delete=manifest.allow_mass_delete, notes=notes)
+        if error is not None:
+            return refused(error)
+        deletes = [*deletes, *full]
+        counts.deletes_requested += len(full)
+        counts.full_sync_deletes = len(full)
+
+    if counts.documents_requested == 0 and not deletes:
+        return refused(empty_job_error(job, layout.documents, elsewhere(), excluded=layout.excluded))
 
     conflicts = pairing.DeleteConflicts(deletes)
     kept = []
@@ -209,20 +326,53 @@ def make_plan(
     docs = planner.skip_unchanged(docs)
     put = planner.put_parts(docs)
     delete = planner.delete_parts(deletes, len(put) + 1)
-    planner.counts.put_parts, planner.counts.delete_parts = len(put), len(delete)
-    return [*put, *delete], planner.failures, delete_failures, planner.counts, None
+    counts.put_parts, counts.delete_parts = len(put), len(delete)
+    return Made([*put, *delete], planner.failures, delete_failures, counts, None, notes)
 
 
-def empty_job_error(job: Job, elsewhere: list[str]) -> str:
+def full_sync_deletes(
+    source: str, seen: set[str], deletes: list[str], inventory: Callable[[str], Iterable[str]] | None, *,
+    allow_mass_delete: bool, notes: list[str],
+) -> tuple[list[str], str | None]:
+    """``mode: "full"``: the source's indexed documents that this job does not name, or the guard's error.
+
+    The inventory is streamed (one DynamoDB page at a time); only the ids to delete are kept, as the
+    job's delete parts need them anyway. A document the job names but fails (invalid metadata, ...)
+    is kept: it is still in the source, and the failure row says what to fix.
+    """
+    explicit = set(deletes)
+    indexed, absent = 0, []
+    for document_id in inventory(source) if inventory is not None else ():
+        indexed += 1
+        if document_id not in seen and document_id not in explicit:
+            absent.append(document_id)
+    if indexed == 0:
+        notes.append(f'mode "full": source {source!r} has no documents in the documents table, so nothing '
+                     "was deleted (full sync removes only documents earlier jobs of the source put)")
+        return [], None
+    if 2 * len(absent) > indexed and not allow_mass_delete:
+        return [], (
+            f'mode "full" would delete {len(absent)} of the {indexed} documents source {source!r} has in '
+            "the index (more than half); nothing was sent to Kendra. Check that the job's prefix holds "
+            'every document of the source, or set "allowMassDelete": true to delete them'
+        )
+    return absent, None
+
+
+def empty_job_error(job: Job, documents_prefix: str, elsewhere: list[str], *, excluded: int = 0) -> str:
     """Why a job with no documents and no deletes fails: where it looked and what it saw instead."""
-    looked = f"s3://{job.bucket}/{job.batches_prefix}"
+    looked = f"s3://{job.bucket}/{documents_prefix}"
+    if excluded:
+        return (f"the job has nothing to do: include/exclude excluded all {excluded} documents under {looked} "
+                "and there are no deletes")
     if not elsewhere:
         return (f"the job has nothing to do: no documents under {looked} and no deletes; "
                 "upload the documents before the manifest")
     shown = ", ".join(elsewhere[:ELSEWHERE_EXAMPLES])
     more = " and more" if len(elsewhere) > ELSEWHERE_EXAMPLES else ""
     return (f"the job has nothing to do: no documents under {looked} and no deletes, but objects elsewhere "
-            f"under the job's prefix ({shown}{more}); documents belong under {job.batches_prefix}")
+            f"under the job's prefix ({shown}{more}); documents belong under {documents_prefix} "
+            "(or set the manifest's documentsPrefix)")
 
 
 def plan_job(job: Job, settings: Any) -> tuple[Plan, list[PutPart | DeletePart]]:
@@ -243,10 +393,13 @@ def plan_job(job: Job, settings: Any) -> tuple[Plan, list[PutPart | DeletePart]]
         error = f"manifest s3://{job.bucket}/{job.manifest_key} disappeared before the job ran"
         return save(job, settings.reports_bucket, [], [], [], PlanCounts(), error), []
     manifest = manifests.parse_manifest(raw)
-    objects = listing.list_objects(aws.client("s3"), job.bucket, job.batches_prefix)
+    layout = Layout.of(job.prefix, manifest)
+    s3 = aws.client("s3")
+    objects = listing.list_objects(s3, job.bucket, layout.documents)
+    metadata_objects = listing.list_objects(s3, job.bucket, layout.metadata_listing) if layout.metadata else ()
+    book = ledger(settings)
     unchanged = None
     if settings.skip_unchanged:
-        book = ledger(settings)
 
         def unchanged(candidates: dict[str, str]) -> set[str]:
             # Unchanged only within the same source: a document moving to this source is re-sent, so
@@ -258,6 +411,7 @@ def plan_job(job: Job, settings: Any) -> tuple[Plan, list[PutPart | DeletePart]]
         max_document, max_request = S3_MAX_DOCUMENT_BYTES, S3_MAX_DOCUMENT_BYTES * MAX_DOCUMENTS_PER_CALL
     else:
         max_document, max_request = settings.max_document_bytes, settings.max_request_bytes
+
     def elsewhere() -> list[str]:
         # One listing page at most: enough to show what the team uploaded instead.
         found = listing.list_objects(aws.client("s3"), job.bucket, f"{job.prefix}/" if job.prefix else "",
@@ -266,8 +420,11 @@ def plan_job(job: Job, settings: Any) -> tuple[Plan, list[PutPart | DeletePart]]
         return list(islice((o.key for o in found if not o.key.startswith(control)), ELSEWHERE_EXAMPLES + 1))
 
     made = make_plan(job, manifest, objects, read=store.read, unchanged=unchanged,
-                     max_document_bytes=max_document, max_request_bytes=max_request, elsewhere=elsewhere)
-    return save(job, settings.reports_bucket, *made), made[0]
+                     max_document_bytes=max_document, max_request_bytes=max_request,
+                     metadata_objects=metadata_objects, inventory=book.inventory,
+                     default_language_code=settings.default_language_code, elsewhere=elsewhere)
+    return save(job, settings.reports_bucket, made.parts, made.failures, made.delete_failures, made.counts,
+                made.error, made.notes), made.parts
 
 
 def load_parts(reports_bucket: str, job: Job) -> list[PutPart | DeletePart] | None:
@@ -279,14 +436,15 @@ def load_parts(reports_bucket: str, job: Job) -> list[PutPart | DeletePart] | No
 
 
 def save(job: Job, reports_bucket: str, parts: list, failures: list[Failure],
-         delete_failures: list[Failure], counts: PlanCounts, error: str | None) -> Plan:
+         delete_failures: list[Failure], counts: PlanCounts, error: str | None, notes: list[str] = ()) -> Plan:
     """Write the parts and the plan to S3 and return the small :class:`Plan`."""
     items_key = job.work_key("parts.json")
-    store.write_json(reports_bucket, items_key, [p.model_dump(by_alias=True) for p in parts])
+    store.write_json(reports_bucket, items_key, [p.model_dump(by_alias=True, exclude_none=True) for p in parts])
     store.write_json(reports_bucket, job.work_key("plan.json"), {
         "counts": counts.model_dump(by_alias=True),
         "failures": [f.model_dump(by_alias=True) for f in failures],
         "deleteFailures": [f.model_dump(by_alias=True) for f in delete_failures],
         "error": error,
+        "notes": list(notes),
     })
     return Plan(parts=len(parts), items_key=items_key, counts=counts, error=error)

@@ -1,4 +1,4 @@
-"""A job's reports (DESIGN section 6): failure rows, failures.csv, summary.json, the notification.
+"""A job's reports: failure rows, failures.csv, summary.json, the notification.
 
 :func:`failure_rows` is the one place where outcomes and failures become report rows; everything
 else here formats rows and counts. The key helpers name where each report lives.
@@ -119,16 +119,22 @@ def merge_failures_csv(parts: Iterable[bytes]) -> bytes:
 # --- summary.json ----------------------------------------------------------------------------
 
 class DocumentCounts(Wire):
+    """``excluded``: objects the manifest's include/exclude patterns left out; not part of ``requested``."""
+
     requested: int = Field(0, ge=0)
     put: int = Field(0, ge=0)
     skipped_unchanged: int = Field(0, ge=0)
     failed: int = Field(0, ge=0)
+    excluded: int = Field(0, ge=0)
 
 
 class DeleteCounts(Wire):
+    """``full_sync``: of ``requested``, the deletes a ``mode: "full"`` job found (absent documents)."""
+
     requested: int = Field(0, ge=0)
     deleted: int = Field(0, ge=0)
     failed: int = Field(0, ge=0)
+    full_sync: int = Field(0, ge=0)
 
 
 class IndexingCounts(Wire):
@@ -162,6 +168,8 @@ class Summary(Wire):
     error: str | None = None
     indexing: IndexingCounts | None = None
     manifest_archived: Literal[False] | None = None
+    #: What the job wants its ingester to know that is neither a failure nor an error (present when set).
+    message: str | None = None
 
     def to_json(self) -> bytes:
         """The summary.json bytes: camelCase keys, ISO-8601 times, ``error``/``indexing`` only when set."""
@@ -182,6 +190,7 @@ def build_summary(
     error: str | None = None,
     indexing: IndexingCounts | Mapping[str, int] | None = None,
     manifest_archived: bool = True,
+    message: str | None = None,
 ) -> Summary:
     """The job's summary; raises :class:`ConservationError` unless every document and delete is counted once.
 
@@ -203,7 +212,7 @@ def build_summary(
         duration_seconds=round(max(0.0, (finished_at - started_at).total_seconds()), 3),
         failures_key=failures_key(job_id), manifest_archive_key=archive_key(job_id),
         error=error, indexing=None if indexing is None else _counts(IndexingCounts, indexing),
-        manifest_archived=None if manifest_archived else False,
+        manifest_archived=None if manifest_archived else False, message=message,
     )
 
 
@@ -217,7 +226,7 @@ def _counts(model: type[_C], value: _C | Mapping[str, Any]) -> _C:
 def check_conservation(
     job_id: str, documents: DocumentCounts, deletes: DeleteCounts, failure_rows: int
 ) -> None:
-    """Raise :class:`ConservationError` naming every equality of DESIGN section 6 that does not hold."""
+    """Raise :class:`ConservationError` naming every equality of the summary that does not hold."""
     broken = []
     d, x = documents, deletes
     if d.requested != d.put + d.skipped_unchanged + d.failed:
@@ -225,6 +234,8 @@ def check_conservation(
                       f"{d.skipped_unchanged} + failed {d.failed}")
     if x.requested != x.deleted + x.failed:
         broken.append(f"deletes.requested {x.requested} != deleted {x.deleted} + failed {x.failed}")
+    if x.full_sync > x.requested:
+        broken.append(f"deletes.fullSync {x.full_sync} > requested {x.requested}")
     if failure_rows != d.failed + x.failed:
         broken.append(f"failures.csv rows {failure_rows} != documents.failed {d.failed} "
                       f"+ deletes.failed {x.failed}")
@@ -249,6 +260,8 @@ def notification(
         counts.append(f"{d.skipped_unchanged} unchanged")
     if x.requested:
         counts.append(f"{x.deleted} deleted")
+    if d.excluded:
+        counts.append(f"{d.excluded} excluded")
     counts.append(f"{failed} failed")
     subject = _subject(s.job_id, s.status, ", ".join(counts))
 
@@ -256,10 +269,12 @@ def notification(
     lines = [
         f"Job {s.job_id} finished: {s.status} (option {s.option}, source {s.source}).",
         *([f"Error: {s.error}"] if s.error else []),
+        *([f"Note: {s.message}"] if s.message else []),
         "",
         f"Documents: {d.requested} requested, {d.put} put, {d.skipped_unchanged} skipped unchanged, "
-        f"{d.failed} failed",
-        f"Deletes:   {x.requested} requested, {x.deleted} deleted, {x.failed} failed",
+        f"{d.failed} failed" + (f"; {d.excluded} excluded by the manifest's patterns" if d.excluded else ""),
+        f"Deletes:   {x.requested} requested, {x.deleted} deleted, {x.failed} failed"
+        + (f"; {x.full_sync} of them by the full sync" if x.full_sync else ""),
         f"Kendra:    {k.batch_put_calls} BatchPutDocument, {k.batch_delete_calls} BatchDeleteDocument, "
         f"{k.status_calls} BatchGetDocumentStatus calls; {k.throttled} throttled",
         *([f"Indexing:  {s.indexing.verified} confirmed, {s.indexing.unconfirmed} not confirmed in time"]

@@ -18,12 +18,15 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-# Kendra limits (FACTS.md): 10 documents per call; 5 MB per inline document; 50 MB per call.
+# Kendra limits: 10 documents per call; 5 MB per inline document; 50 MB per call.
 MAX_DOCUMENTS_PER_CALL = 10
 DEFAULT_MAX_DOCUMENT_BYTES = 5 * 1024 * 1024
 DEFAULT_MAX_REQUEST_BYTES = 50 * 1024 * 1024
 #: How long verification waits for Kendra to confirm indexing before a document is ``IndexingUnconfirmed``.
 DEFAULT_VERIFY_TIMEOUT_SECONDS = 15 * 60
+#: A language code as Kendra lists them ("en", "ja", "zh-TW", "pt-BR"): the stack's defaultLanguageCode
+#: and a manifest's languageCode.
+LANGUAGE_CODE_PATTERN = r"^[a-zA-Z]{2,3}(-[a-zA-Z0-9]{2,8})*$"
 
 
 class SettingsError(RuntimeError):
@@ -58,6 +61,8 @@ class Settings(BaseModel):
     delete_shards: int = Field(4, ge=1, alias="DELETE_SHARDS")
     max_document_bytes: int = Field(DEFAULT_MAX_DOCUMENT_BYTES, ge=1, alias="MAX_DOCUMENT_BYTES")
     max_request_bytes: int = Field(DEFAULT_MAX_REQUEST_BYTES, ge=1, alias="MAX_REQUEST_BYTES")
+    #: The stack's defaultLanguageCode: ``_language_code`` of documents whose metadata and manifest set none.
+    default_language_code: str | None = Field(None, pattern=LANGUAGE_CODE_PATTERN, alias="DEFAULT_LANGUAGE_CODE")
 
     @classmethod
     def load(cls, handler: str, environ: Mapping[str, str] | None = None) -> Settings:
@@ -107,14 +112,17 @@ REQUIRED: dict[str, tuple[str, ...]] = {
 }
 
 #: Variables a handler reads when the stack configures them: documentMode s3 (KENDRA_ROLE_ARN),
-#: kendraDataSourceId (KENDRA_DATA_SOURCE_ID) and kendraTps (KENDRA_TPS, with the lock table that holds
-#: the shared quota counters).
+#: kendraDataSourceId (KENDRA_DATA_SOURCE_ID), kendraTps (KENDRA_TPS, with the lock table that holds
+#: the shared quota counters) and defaultLanguageCode (DEFAULT_LANGUAGE_CODE).
 OPTIONAL: dict[str, tuple[str, ...]] = {
     name: tuple(v for v in ("KENDRA_ROLE_ARN", "KENDRA_DATA_SOURCE_ID") if "KENDRA_INDEX_ID" in req)
     for name, req in REQUIRED.items()
 }
 for _writer in ("process_batch", "put_worker", "del_worker"):
     OPTIONAL[_writer] += tuple(v for v in ("KENDRA_TPS", "LOCK_TABLE") if v not in REQUIRED[_writer])
+#: The planners record the stack's defaultLanguageCode (when configured) on each document they plan.
+for _planner in ("list_batches", "producer"):
+    OPTIONAL[_planner] += ("DEFAULT_LANGUAGE_CODE",)
 
 
 def variables(handler: str) -> tuple[str, ...]:

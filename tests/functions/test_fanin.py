@@ -234,7 +234,7 @@ def test_worker_crash_mid_batch_completes_each_part_once(world: World, monkeypat
     result = summarize(world, payload)
     summary, _ = world.report("crash-1")
     assert result["status"] == summary["status"] == "SUCCEEDED"
-    assert summary["documents"] == {"requested": 50, "put": 50, "skippedUnchanged": 0, "failed": 0}
+    assert summary["documents"] == {"requested": 50, "put": 50, "skippedUnchanged": 0, "failed": 0, "excluded": 0}
 
 
 def test_two_summarizers_at_once_make_one_report(world: World) -> None:
@@ -257,7 +257,7 @@ def test_two_summarizers_at_once_make_one_report(world: World) -> None:
         t.join()
     assert sum(r["summarized"] for r in results) == 1 and len(sns.messages) == 1
     summary, failures = world.report("race-1")
-    assert summary["deletes"] == {"requested": 1, "deleted": 1, "failed": 0}
+    assert summary["deletes"] == {"requested": 1, "deleted": 1, "failed": 0, "fullSync": 0}
     assert summary["documents"]["put"] == 5 and read_failures_csv(failures) == []
     assert not world.lock.holder(source_lock_key("race")).acquired  # released by the winner
 
@@ -282,9 +282,9 @@ def test_dead_letters_are_settled_from_kendra_and_count_toward_completion(world:
     rows = read_failures_csv(failures)
     dead = json.loads(put_messages[1]["Body"])
     assert summary["status"] == "COMPLETED_WITH_FAILURES"
-    assert summary["documents"] == {"requested": 15, "put": 10, "skippedUnchanged": 0, "failed": 5}
+    assert summary["documents"] == {"requested": 15, "put": 10, "skippedUnchanged": 0, "failed": 5, "excluded": 0}
     # Kendra does not hold x-1 and x-2: deleting them is done (deletes are idempotent).
-    assert summary["deletes"] == {"requested": 2, "deleted": 2, "failed": 0}
+    assert summary["deletes"] == {"requested": 2, "deleted": 2, "failed": 0, "fullSync": 0}
     # Kendra does not hold the lost put part's documents: they were not sent.
     assert sorted(r[1] for r in rows) == sorted(d["documentId"] for d in dead["docs"])
     assert {r[2] for r in rows} == {"DeadLettered"}
@@ -333,7 +333,7 @@ def test_a_damaged_dead_letter_of_a_known_run_is_reported_in_its_job(world: Worl
     (payload,) = world.take_invokes("summarizer-fn")
     summarize(world, payload)
     summary, failures = world.report("dmg-1")
-    assert summary["documents"] == {"requested": 3, "put": 0, "skippedUnchanged": 0, "failed": 3}
+    assert summary["documents"] == {"requested": 3, "put": 0, "skippedUnchanged": 0, "failed": 3, "excluded": 0}
     assert {r[2] for r in read_failures_csv(failures)} == {"DeadLettered"}
 
 
@@ -394,7 +394,7 @@ def test_watchdog_aborts_a_stuck_job_into_job_aborted_rows(world: World) -> None
     summary, failures = world.report("stuck-1")
     rows = read_failures_csv(failures)
     assert summary["status"] == "FAILED" and "watchdog" in summary["error"]
-    assert summary["documents"] == {"requested": 12, "put": 10, "skippedUnchanged": 0, "failed": 2}
+    assert summary["documents"] == {"requested": 12, "put": 10, "skippedUnchanged": 0, "failed": 2, "excluded": 0}
     assert {r[2] for r in rows} == {"JobAborted"} and len(rows) == 2
     assert fanin.watch(settings=world.settings(), lock=world.lock, now=later + 3600).aborted == []  # finished
 

@@ -74,7 +74,8 @@ def test_manifest_must_be_an_object(raw, got):
 def test_unknown_key_is_named_with_the_allowed_keys():
     assert error_of(manifest_bytes(colour="red")) == (
         "manifest field 'colour': unknown key (allowed: schemaVersion, jobId, source, deletes, deletesKey, "
-        "expectedDocuments, force)")
+        "expectedDocuments, force, documentsPrefix, metadataPrefix, metadataRequired, accessControlKey, include, "
+        "exclude, languageCode, mode, allowMassDelete)")
 
 
 def test_snake_case_keys_are_unknown():
@@ -197,3 +198,51 @@ def test_requested_deletes_merges_manifest_and_file_ids_once():
 
 def test_default_source_helper():
     assert default_source("x-y-z") == "x"
+
+
+# -- source layout keys --------------------------------------------------------------------------------
+
+def layout(**keys):
+    return parse_manifest(manifest_bytes(**keys))
+
+
+def test_layout_defaults_are_the_batches_layout():
+    m = layout()
+    assert (m.documents_prefix, m.metadata_prefix, m.metadata_required, m.access_control_key) == (
+        "batches/", None, True, None)
+    assert (m.include, m.exclude, m.language_code, m.mode, m.allow_mass_delete) == ([], [], None, "incremental", False)
+
+
+def test_connector_layout_is_accepted_and_folders_get_their_slash():
+    m = layout(documentsPrefix="", metadataPrefix="metadata", metadataRequired=False,
+               accessControlKey="acl/s3-acl.json", include=["**/*.pdf", "**/*.html"], exclude=["drafts/**"],
+               languageCode="ja", mode="full", allowMassDelete=True)
+    assert m.documents_prefix == "" and m.metadata_prefix == "metadata/"
+    assert layout(documentsPrefix="docs").documents_prefix == "docs/"
+
+
+@pytest.mark.parametrize(("keys", "field", "rule"), [
+    ({"include": ["docs/[ab"]}, "include", "pattern 0 'docs/[ab' does not parse: unclosed '['"),
+    ({"exclude": ["ok/**", "a**"]}, "exclude", "pattern 1 'a**' does not parse: '**' must be a whole path segment"),
+    ({"exclude": [""]}, "exclude", "empty pattern"),
+    ({"include": ["/abs/*.pdf"]}, "include", "must be relative"),
+    ({"metadataPrefix": "batches/meta/"}, "metadataPrefix", "overlaps documentsPrefix 'batches/'"),
+    ({"documentsPrefix": "docs/", "metadataPrefix": "docs"}, "metadataPrefix", "overlaps documentsPrefix 'docs/'"),
+    ({"documentsPrefix": "meta/docs/", "metadataPrefix": "meta/"}, "metadataPrefix", "overlaps"),
+    ({"documentsPrefix": "../other/"}, "documentsPrefix", "must stay under the job prefix"),
+    ({"documentsPrefix": "/abs/"}, "documentsPrefix", "must be relative to the job prefix"),
+    ({"documentsPrefix": "a//b/"}, "documentsPrefix", "must stay under the job prefix"),
+    ({"metadataPrefix": "meta/../../x"}, "metadataPrefix", "must stay under the job prefix"),
+    ({"metadataPrefix": ""}, "metadataPrefix", "at least 1 character"),
+    ({"documentsPrefix": "_control/"}, "documentsPrefix", "must not be under _control/"),
+    ({"accessControlKey": "../acl.json"}, "accessControlKey", "must be a relative path under the job prefix"),
+    ({"accessControlKey": "_control/manifest.json"}, "accessControlKey", "must not be the manifest"),
+    ({"languageCode": "japanese!"}, "languageCode", "pattern"),
+    ({"mode": "mirror"}, "mode", "'incremental' or 'full'"),
+    ({"metadataRequired": "false"}, "metadataRequired", "boolean"),
+    ({"allowMassDelete": 1}, "allowMassDelete", "boolean"),
+])
+def test_bad_layout_keys_are_manifest_errors_naming_the_key(keys, field, rule):
+    message = error_of(manifest_bytes(**keys))
+    assert message.startswith(f"manifest field '{field}': "), message
+    assert rule in message, message

@@ -97,7 +97,7 @@ def test_wrong_types_name_the_field(fields, field):
 def test_unknown_top_level_key_lists_the_allowed_ones():
     assert parse_failure(b'{"Colour": 1}').error_message == (
         "metadata field 'Colour': unknown key (allowed: DocumentId, Title, ContentType, Attributes, "
-        "AccessControlList, HierarchicalAccessControlList)")
+        "AccessControlList, HierarchicalAccessControlList, AccessControlConfigurationId)")
 
 
 def test_failure_carries_the_declared_document_id_when_it_is_valid():
@@ -338,3 +338,79 @@ def test_to_document_never_raises_on_any_attributes(attrs, date_fields):
     parsed = meta(Attributes=attrs)
     result = to_document(parsed, document_id="d", key=KEY, body=b"x", date_fields=date_fields)
     assert isinstance(result, dict | Failure)
+
+
+# -- Kendra limits checked before sending, and connector fields ------------------------------------
+
+def principals(n: int) -> list[dict]:
+    return [{"Name": f"user-{i}", "Type": "USER", "Access": "ALLOW"} for i in range(n)]
+
+
+def test_200_acl_entries_pass_and_201_fail_naming_the_field_and_the_limit() -> None:
+    assert len(document(meta(AccessControlList=principals(200)))["AccessControlList"]) == 200
+    failure = parse_failure(json.dumps({"DocumentId": "d-1", "AccessControlList": principals(201)}).encode())
+    assert failure.document_id == "d-1"
+    assert "'AccessControlList'" in failure.error_message and "200" in failure.error_message
+
+
+def test_string_lists_hold_at_most_ten_strings() -> None:
+    assert attribute_value("tags", [str(i) for i in range(10)]) == {"StringListValue": [str(i) for i in range(10)]}
+    failure = to_document(meta(Attributes={"tags": [str(i) for i in range(11)]}), document_id="d", key=KEY, body=b"x")
+    assert isinstance(failure, Failure) and failure.error_code == ErrorCode.INVALID_METADATA
+    assert "'Attributes.tags'" in failure.error_message and "at most 10" in failure.error_message
+
+
+def test_string_values_over_the_model_limit_name_the_field() -> None:
+    failure = to_document(meta(Attributes={"dept": "x" * 2049}), document_id="d", key=KEY, body=b"x")
+    assert isinstance(failure, Failure) and "'Attributes.dept'" in failure.error_message
+    assert "1-2048" in failure.error_message
+
+
+@pytest.mark.parametrize(("name", "value", "expected"), [
+    ("_view_count", "12", "an integer (LONG_VALUE)"),
+    ("_authors", "Ann", "a list of strings (STRING_LIST_VALUE)"),
+    ("_category", 3, "a string (STRING_VALUE)"),
+    ("_language_code", ["ja"], "a string (STRING_VALUE)"),
+    ("_created_at", 1700000000, "ISO-8601"),
+])
+def test_reserved_attributes_must_have_their_type(name, value, expected) -> None:
+    failure = to_document(meta(Attributes={name: value}), document_id="d", key=KEY, body=b"x")
+    assert isinstance(failure, Failure) and failure.error_code == ErrorCode.INVALID_METADATA
+    assert f"'Attributes.{name}'" in failure.error_message and expected in failure.error_message
+
+
+def test_reserved_attributes_of_the_right_type_pass() -> None:
+    built = document(meta(Attributes={"_view_count": 3, "_authors": ["Ann"], "_category": "hr"}))
+    assert {a["Key"] for a in built["Attributes"]} == {"_view_count", "_authors", "_category"}
+
+
+def test_access_control_configuration_id_is_accepted_and_sent() -> None:
+    built = document(meta(AccessControlConfigurationId="acl-config-1"))
+    assert built["AccessControlConfigurationId"] == "acl-config-1"
+    failure = parse_failure(json.dumps({"AccessControlConfigurationId": "x" * 37}).encode())
+    assert "AccessControlConfigurationId" in failure.error_message
+
+
+def test_default_language_code_applies_only_when_the_metadata_sets_none() -> None:
+    built = document(meta(), default_language_code="ja")
+    assert built["Attributes"] == [{"Key": "_language_code", "Value": {"StringValue": "ja"}}]
+    own = document(meta(Attributes={"_language_code": "fr"}), default_language_code="ja")
+    assert own["Attributes"] == [{"Key": "_language_code", "Value": {"StringValue": "fr"}}]
+
+
+def test_access_control_file_entries_apply_unless_the_metadata_has_its_own_list() -> None:
+    entries = [{"Name": "hr", "Type": "GROUP", "Access": "ALLOW"}]
+    assert document(meta(), access_control_list=entries)["AccessControlList"] == entries
+    own = principals(1)
+    assert document(meta(AccessControlList=own), access_control_list=entries)["AccessControlList"] == own
+    levels = [{"PrincipalList": own}]
+    assert "AccessControlList" not in document(meta(HierarchicalAccessControlList=levels), access_control_list=entries)
+    assert "AccessControlList" not in document(meta(AccessControlConfigurationId="c-1"), access_control_list=entries)
+
+
+def test_declared_document_id() -> None:
+    from kendra_ingest.metadata import declared_document_id
+
+    assert declared_document_id(b'{"DocumentId": "emp-7", "Title": 3}') == "emp-7"
+    assert declared_document_id(b'{"DocumentId": ""}') is None
+    assert declared_document_id(b"not json") is None

@@ -105,8 +105,8 @@ def test_summary_json_has_exactly_the_contract_keys():
     assert list(data) == [
         "jobId", "option", "source", "status", "documents", "deletes", "kendra", "startedAt", "finishedAt",
         "durationSeconds", "failuresKey", "manifestArchiveKey"]
-    assert data["documents"] == {"requested": 30, "put": 25, "skippedUnchanged": 2, "failed": 3}
-    assert data["deletes"] == {"requested": 2, "deleted": 2, "failed": 0}
+    assert data["documents"] == {"requested": 30, "put": 25, "skippedUnchanged": 2, "failed": 3, "excluded": 0}
+    assert data["deletes"] == {"requested": 2, "deleted": 2, "failed": 0, "fullSync": 0}
     assert data["kendra"] == {"batchPutCalls": 3, "batchDeleteCalls": 1, "statusCalls": 3, "throttled": 1}
     assert (data["startedAt"], data["finishedAt"], data["durationSeconds"]) == (
         "2025-10-05T12:00:00Z", "2025-10-05T12:00:12.500000Z", 12.5)
@@ -184,3 +184,21 @@ def test_notification_of_a_failed_job_says_why():
 
 def test_header_constant():
     assert ",".join(FAILURES_HEADER) == "jobId,documentId,errorCode,errorMessage"
+
+
+def test_excluded_and_full_sync_counts_are_reported_and_excluded_is_outside_requested():
+    s = summary(documents=DocumentCounts(requested=30, put=25, skipped_unchanged=2, failed=3, excluded=4),
+                deletes=DeleteCounts(requested=2, deleted=2, failed=0, full_sync=1),
+                message='mode "full": nothing to delete')
+    data = json.loads(s.to_json())
+    assert data["documents"]["excluded"] == 4 and data["deletes"]["fullSync"] == 1
+    assert data["message"] == 'mode "full": nothing to delete'
+    subject, body = notification(s, [])
+    assert "4 excluded" in subject
+    assert "4 excluded by the manifest's patterns" in body and "1 of them by the full sync" in body
+    assert 'Note: mode "full": nothing to delete' in body
+
+
+def test_full_sync_deletes_are_part_of_the_requested_deletes():
+    with pytest.raises(ConservationError, match="fullSync 3 > requested 2"):
+        summary(deletes=DeleteCounts(requested=2, deleted=2, failed=0, full_sync=3))

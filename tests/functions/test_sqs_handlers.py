@@ -40,8 +40,8 @@ def test_handlers_run_a_job_end_to_end(world: World) -> None:
     assert summarizer.handler(payload, Context())["summarized"] is False  # a second invoke does nothing
 
     summary, failures = world.report("hand-1")
-    assert summary["documents"] == {"requested": 23, "put": 22, "skippedUnchanged": 0, "failed": 1}
-    assert summary["deletes"] == {"requested": 2, "deleted": 1, "failed": 1}
+    assert summary["documents"] == {"requested": 23, "put": 22, "skippedUnchanged": 0, "failed": 1, "excluded": 0}
+    assert summary["deletes"] == {"requested": 2, "deleted": 1, "failed": 1, "fullSync": 0}
     assert {r[2] for r in read_failures_csv(failures)} == {"ConflictingOperation"}
     assert summary["kendra"]["batchPutCalls"] == 3 and summary["kendra"]["statusCalls"] >= 1
     assert world.s3.list_objects_v2(Bucket="reports-bucket", Prefix="_archive/hand-1/")["KeyCount"] == 1

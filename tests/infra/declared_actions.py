@@ -7,7 +7,8 @@ event source mappings make with the consuming function's role).
 
 Resources are symbols resolved against a deployment: ``ingestion_bucket`` (the bucket),
 ``ingestion_object`` (an object in it), ``reports_bucket``, ``reports_object``, ``lock_table``,
-``documents_table``, ``index``, ``data_source``, ``kendra_role``, ``topic``, ``put_queue``,
+``documents_table``, ``documents_by_source`` (its ``bySource`` index), ``index``, ``data_source``,
+``kendra_role``, ``topic``, ``put_queue``,
 ``delete_queue``, ``put_dlq``, ``delete_dlq``, ``summarizer``, ``functions`` (each function of the
 option), ``state_machine``, ``child_execution``.
 """
@@ -41,6 +42,7 @@ SFN: dict[str, tuple[Call, ...]] = {
         *calls("ingestion_bucket", "s3:ListBucket"),
         *calls("ingestion_object", "s3:GetObject"),
         *calls("documents_table", "dynamodb:BatchGetItem"),
+        *calls("documents_by_source", "dynamodb:Query"),
         *calls("reports_bucket", "s3:ListBucket"),
         *calls("reports_object", "s3:GetObject", "s3:PutObject"),
         *calls("data_source", "kendra:StartDataSourceSyncJob", when="data_source"),
@@ -91,6 +93,7 @@ SQS: dict[str, tuple[Call, ...]] = {
         *calls("ingestion_object", "s3:GetObject"),
         *calls("lock_table", "dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem"),
         *calls("documents_table", "dynamodb:BatchGetItem"),
+        *calls("documents_by_source", "dynamodb:Query"),
         *calls("put_queue", "sqs:SendMessage"),
         *calls("delete_queue", "sqs:SendMessage"),
         *calls("reports_bucket", "s3:ListBucket"),

@@ -24,6 +24,8 @@ CONFIGS = {
     "sqs-s3-datasource-kms": ("sqs", {"documentMode": "s3", "kendraDataSourceId": "ds-1", "encryption": "kms"}),
     "sfn-quota": ("sfn", {"kendraTps": 7.5}),
     "sqs-quota": ("sqs", {"kendraTps": 7.5}),
+    "sfn-language": ("sfn", {"defaultLanguageCode": "ja"}),
+    "sqs-language": ("sqs", {"defaultLanguageCode": "ja"}),
 }
 HANDLERS = {
     "sfn": (
@@ -97,6 +99,8 @@ def expected_values(deployment: Deployment, config: dict[str, Any]) -> dict[str,
         values["KENDRA_DATA_SOURCE_ID"] = config["kendraDataSourceId"]
     if "kendraTps" in config:
         values["KENDRA_TPS"] = str(config["kendraTps"])
+    if "defaultLanguageCode" in config:
+        values["DEFAULT_LANGUAGE_CODE"] = config["defaultLanguageCode"]
     if config.get("documentMode") == "s3":
         (role,) = [
             r for r in deployment.of_type("aws:iam/role:Role") if "kendra.amazonaws.com" in r.inputs["assumeRolePolicy"]
@@ -114,6 +118,7 @@ def test_each_environment_is_exactly_what_settings_requires(deploy: Deploy, vari
         "KENDRA_ROLE_ARN": config.get("documentMode") == "s3",
         "KENDRA_DATA_SOURCE_ID": "kendraDataSourceId" in config,
         "KENDRA_TPS": "kendraTps" in config,
+        "DEFAULT_LANGUAGE_CODE": "defaultLanguageCode" in config,
         "LOCK_TABLE": "kendraTps" in config,  # optional only where it holds the quota counters
     }
     for handler in HANDLERS[stack]:
@@ -139,6 +144,7 @@ def resolve(deployment: Deployment, symbol: str, config: dict[str, Any]) -> list
         "reports_object": f"arn:aws:s3:::{outputs['reports_bucket']}/_reports/job-1/summary.json",
         "lock_table": tables[outputs["lock_table"]],
         "documents_table": tables[outputs["documents_table"]],
+        "documents_by_source": tables[outputs["documents_table"]] + "/index/bySource",
         "index": index,
         "data_source": f"{index}/data-source/{config.get('kendraDataSourceId')}",
         "topic": outputs["notification_topic_arn"],

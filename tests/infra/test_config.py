@@ -29,6 +29,7 @@ DESIGN_KEYS = {
     "verifyIndexing",
     "skipUnchanged",
     "kendraDataSourceId",
+    "defaultLanguageCode",
 }
 ADDED_KEYS = {"maxDocumentBytes", "maxRequestBytes", "lambdaMemoryMb", "kendraTps", "verifyTimeoutSeconds"}
 
@@ -57,6 +58,7 @@ BAD = [
     ("sfn", {"maxDocumentBytes": 60 * 1024 * 1024}, "maxDocumentBytes", "(got 62914560)"),
     ("sfn", {"maxRequestBytes": 1000}, "maxRequestBytes", "at least maxDocumentBytes (got 1000)"),
     ("sfn", {"lambdaMemoryMb": 64}, "lambdaMemoryMb", "128-10240, the MB of every function (got 64)"),
+    ("sfn", {"defaultLanguageCode": "Japanese"}, "defaultLanguageCode", "a language code such as ja"),
 ]
 
 

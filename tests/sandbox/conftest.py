@@ -36,7 +36,7 @@ def rows(failures: bytes) -> list[dict[str, str]]:
 
 
 def assert_conserved(summary: dict[str, Any], failures: bytes) -> None:
-    """DESIGN section 6: every document and delete is accounted for exactly once."""
+    """Every document and delete is accounted for exactly once (the summary's equalities)."""
     d, x = summary["documents"], summary["deletes"]
     assert d["requested"] == d["put"] + d["skippedUnchanged"] + d["failed"], summary
     assert x["requested"] == x["deleted"] + x["failed"], summary
@@ -162,3 +162,86 @@ def check_index_full(option: str, root: Path) -> None:
         refused = [c for c in puts if c["outcome"] == "error"]
         # At most the parts already sending when the index filled are refused; the other parts send nothing.
         assert 1 <= len(refused) <= 4 and len(puts) <= 5, [(c["outcome"], len(c["documentIds"])) for c in puts]
+
+
+# -- a bucket laid out for the Kendra S3 connector, shared by both options ----------------------------
+
+CONNECTOR_ACL = [{"keyPrefix": "s3://old-connector-bucket/hr/",
+                  "aclEntries": [{"Name": "hr-team", "Type": "GROUP", "Access": "ALLOW"}]}]
+#: The connector's layout: documents anywhere under P, metadata under metadata/ (for some documents only),
+#: an access control file, a draft the patterns exclude and a metadata file whose document is gone.
+CONNECTOR_FILES: dict[str, Any] = {
+    "hr/handbook.pdf": "%PDF-1.4 handbook",
+    "metadata/hr/handbook.pdf.metadata.json": {"DocumentId": "hr-handbook", "Title": "Handbook",
+                                               "Attributes": {"_category": "hr"}},
+    "hr/leave.txt": "休暇の規程",
+    "hr/policy.md": "# policy",
+    "metadata/hr/policy.md.metadata.json": {"AccessControlList": [{"Name": "ceo", "Type": "USER", "Access": "ALLOW"}]},
+    "notes/todo.txt": "メモ",
+    "public/news.html": "<p>news</p>",
+    "metadata/public/news.html.metadata.json": {"Title": "News", "Attributes": {"_language_code": "en"}},
+    "drafts/wip.txt": "not yet",
+    "metadata/orphan.txt.metadata.json": {"DocumentId": "orphan-doc"},
+    "acl/s3-acl.json": CONNECTOR_ACL,
+}
+CONNECTOR_MANIFEST = {"source": "conn", "documentsPrefix": "", "metadataPrefix": "metadata/",
+                      "metadataRequired": False, "accessControlKey": "acl/s3-acl.json", "exclude": ["drafts/**"],
+                      "languageCode": "ja"}
+
+
+def make_tree_job(root: Path, job_id: str, files: dict[str, Any], **manifest: Any) -> Path:
+    """A job folder holding ``files`` (key under P -> text, or JSON value) exactly where they are named."""
+    folder = root / job_id
+    for rel, body in files.items():
+        path = folder / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(body if isinstance(body, str) else json.dumps(body), encoding="utf-8")
+    (folder / "_control").mkdir(parents=True, exist_ok=True)
+    (folder / "_control" / "manifest.json").write_text(json.dumps({"schemaVersion": 1, "jobId": job_id, **manifest}))
+    return folder
+
+
+def run_connector_jobs(box: Any, root: Path) -> dict[str, Any]:
+    """The connector bucket (a full sync of a source with nothing indexed yet), then a full sync after
+    notes/todo.txt was deleted, then a full sync of an almost empty prefix (the mass-delete guard)."""
+    first = box.submit(make_tree_job(root, "conn-1", CONNECTOR_FILES, **CONNECTOR_MANIFEST, mode="full"))
+    box.wait([first])
+    index_after_first = box.emulator.index_snapshot()
+    remaining = {k: v for k, v in CONNECTOR_FILES.items() if k != "notes/todo.txt"}
+    second = box.submit(make_tree_job(root, "conn-2", remaining, **CONNECTOR_MANIFEST, mode="full"))
+    box.wait([second])
+    calls_before = len(box.emulator.calls)
+    almost_empty = {"hr/handbook.pdf": CONNECTOR_FILES["hr/handbook.pdf"], "acl/s3-acl.json": CONNECTOR_ACL}
+    third = box.submit(make_tree_job(root, "conn-3", almost_empty, **CONNECTOR_MANIFEST, mode="full"))
+    box.wait([third])
+    return {"reports": [box.report(j) for j in (first, second, third)], "first_index": index_after_first,
+            "index": box.emulator.index_snapshot(), "third_calls": box.emulator.calls[calls_before:]}
+
+
+def check_connector_jobs(run: dict[str, Any]) -> None:
+    """What the S3 connector would give for the same bucket, and full sync as its sync does."""
+    (s1, f1), (s2, _), (s3, _) = run["reports"]
+    for summary, failures in run["reports"]:
+        assert_conserved(summary, failures)
+    assert s1["status"] == "COMPLETED_WITH_FAILURES"
+    assert s1["documents"] == {"requested": 6, "put": 5, "skippedUnchanged": 0, "failed": 1, "excluded": 1}
+    assert [(r["documentId"], r["errorCode"]) for r in rows(f1)] == [("orphan-doc", "MissingDocument")]
+    assert s1["deletes"]["fullSync"] == 0 and "no documents in the documents table" in s1["message"]
+    docs = run["first_index"]["documents"]
+    assert set(docs) == {"hr-handbook", "hr/leave", "hr/policy", "notes/todo", "public/news"}
+    hr_team = CONNECTOR_ACL[0]["aclEntries"]
+    assert docs["hr/leave"]["acl"] == hr_team and docs["hr-handbook"]["acl"] == hr_team
+    assert docs["hr/policy"]["acl"] == [{"Name": "ceo", "Type": "USER", "Access": "ALLOW"}]  # its own list wins
+    assert docs["notes/todo"]["acl"] == [] and docs["notes/todo"]["contentType"] == "PLAIN_TEXT"
+    language = {i: d["attributes"]["_language_code"]["StringValue"] for i, d in docs.items()}
+    assert language == {"hr-handbook": "ja", "hr/leave": "ja", "hr/policy": "ja", "notes/todo": "ja",
+                        "public/news": "en"}
+    assert docs["hr-handbook"]["title"] == "Handbook" and docs["hr-handbook"]["contentType"] == "PDF"
+
+    assert s2["documents"] == {"requested": 5, "put": 0, "skippedUnchanged": 4, "failed": 1, "excluded": 1}
+    assert s2["deletes"] == {"requested": 1, "deleted": 1, "failed": 0, "fullSync": 1}
+    assert "notes/todo" not in run["index"]["documents"]
+
+    assert s3["status"] == "FAILED" and "allowMassDelete" in s3["error"]
+    assert run["third_calls"] == []  # nothing was sent
+    assert set(run["index"]["documents"]) == {"hr-handbook", "hr/leave", "hr/policy", "public/news"}

@@ -10,6 +10,7 @@ from sandbox.run import Sandbox, SandboxOptions
 from tests.sandbox.conftest import (
     SAMPLE,
     assert_conserved,
+    check_connector_jobs,
     check_index_full,
     check_indexing_unconfirmed,
     check_sample_accounted,
@@ -17,6 +18,7 @@ from tests.sandbox.conftest import (
     check_unchanged_rerun,
     make_job,
     rows,
+    run_connector_jobs,
     run_sample_twice,
 )
 
@@ -77,7 +79,7 @@ def test_deletes_including_unknown_ids(tmp_path):
         box.wait([b])
         summary, failures = box.report(b)
         assert_conserved(summary, failures)
-        assert summary["deletes"] == {"requested": 3, "deleted": 3, "failed": 0}
+        assert summary["deletes"] == {"requested": 3, "deleted": 3, "failed": 0, "fullSync": 0}
         index = box.emulator.index_snapshot()["documents"]
         assert "d-000" not in index and "d-002" in index
 
@@ -183,11 +185,11 @@ def test_the_same_job_id_again_is_a_new_run_with_its_own_report(tmp_path):
     with Sandbox(SandboxOptions(timeout_seconds=120, option="sfn")) as box:
         box.wait([box.submit(first)])
         summary, failures = box.report("again-1")
-        assert summary["documents"] == {"requested": 2, "put": 0, "skippedUnchanged": 0, "failed": 2}
+        assert summary["documents"] == {"requested": 2, "put": 0, "skippedUnchanged": 0, "failed": 2, "excluded": 0}
         box.wait([box.submit(second)])
         summary, failures = box.report("again-1")
         assert_conserved(summary, failures)
-        assert summary["documents"] == {"requested": 1, "put": 1, "skippedUnchanged": 0, "failed": 0}
+        assert summary["documents"] == {"requested": 1, "put": 1, "skippedUnchanged": 0, "failed": 0, "excluded": 0}
         assert rows(failures) == []
 
 
@@ -228,3 +230,8 @@ def test_indexing_not_confirmed_in_the_window_is_a_failure_and_resent(tmp_path):
 
 def test_a_full_index_stops_the_job_sending_and_reports_what_was_not_sent(tmp_path):
     check_index_full("sfn", tmp_path)
+
+
+def test_a_connector_layout_bucket_gives_what_the_connector_gives_and_full_sync_deletes(tmp_path):
+    with Sandbox(SandboxOptions(timeout_seconds=120, option="sfn")) as box:
+        check_connector_jobs(run_connector_jobs(box, tmp_path))

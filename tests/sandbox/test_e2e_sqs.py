@@ -23,6 +23,7 @@ from sandbox.run import Sandbox, SandboxOptions
 from tests.sandbox.conftest import (
     SAMPLE,
     assert_conserved,
+    check_connector_jobs,
     check_index_full,
     check_indexing_unconfirmed,
     check_sample_accounted,
@@ -31,6 +32,7 @@ from tests.sandbox.conftest import (
     make_job,
     puts_of,
     rows,
+    run_connector_jobs,
     run_sample_twice,
 )
 
@@ -209,7 +211,7 @@ class TestOnOneStack:
         box.wait([b])
         summary, failures = box.report(b)
         assert_conserved(summary, failures)
-        assert summary["deletes"] == {"requested": 3, "deleted": 3, "failed": 0}
+        assert summary["deletes"] == {"requested": 3, "deleted": 3, "failed": 0, "fullSync": 0}
         index = box.emulator.index_snapshot()["documents"]
         assert "x-000" not in index and "x-002" in index
         assert_settled(box)
@@ -378,11 +380,11 @@ def test_the_same_job_id_again_is_a_new_run_with_its_own_report(tmp_path: Path) 
     with Sandbox(options()) as box:
         box.wait([box.submit(first)])
         summary, _ = box.report("again-1")
-        assert summary["documents"] == {"requested": 2, "put": 0, "skippedUnchanged": 0, "failed": 2}
+        assert summary["documents"] == {"requested": 2, "put": 0, "skippedUnchanged": 0, "failed": 2, "excluded": 0}
         box.wait([box.submit(second)])
         summary, failures = box.report("again-1")
         assert_conserved(summary, failures)
-        assert summary["documents"] == {"requested": 1, "put": 1, "skippedUnchanged": 0, "failed": 0}
+        assert summary["documents"] == {"requested": 1, "put": 1, "skippedUnchanged": 0, "failed": 0, "excluded": 0}
         assert rows(failures) == []
         assert_settled(box)
 
@@ -393,3 +395,9 @@ def test_indexing_not_confirmed_in_the_window_is_a_failure_and_resent(tmp_path):
 
 def test_a_full_index_stops_the_job_sending_and_reports_what_was_not_sent(tmp_path):
     check_index_full("sqs", tmp_path)
+
+
+def test_a_connector_layout_bucket_gives_what_the_connector_gives_and_full_sync_deletes(tmp_path):
+    with Sandbox(options()) as box:
+        check_connector_jobs(run_connector_jobs(box, tmp_path))
+        assert_settled(box)

@@ -1002,3 +1002,29 @@ def test_a_full_index_refuses_puts_that_add_documents(clock: FakeClock) -> None:
     assert [c["outcome"] for c in emulator.calls] == ["ok", "error", "ok"]
     with pytest.raises(ValueError, match="index_capacity"):
         KendraEmulator(index_capacity=-1)
+
+
+def test_kendra_limits_outside_the_model_fail_their_document() -> None:
+    emulator = KendraEmulator()
+    client = client_for(emulator)
+    principals = [{"Name": f"u{i}", "Type": "USER", "Access": "ALLOW"} for i in range(201)]
+    response = client.batch_put_document(IndexId=emulator.index_id, Documents=[
+        doc("acl-200", AccessControlList=principals[:200]),
+        doc("acl-201", AccessControlList=principals),
+        doc("list-10", Attributes=[attr("tags", StringListValue=[str(i) for i in range(10)])]),
+        doc("list-11", Attributes=[attr("tags", StringListValue=[str(i) for i in range(11)])]),
+    ])
+    failed = {f["Id"]: f for f in response["FailedDocuments"]}
+    assert set(failed) == {"acl-201", "list-11"}
+    assert all(f["ErrorCode"] == "InvalidRequest" for f in failed.values())
+    assert "at most 200" in failed["acl-201"]["ErrorMessage"] and "at most 10" in failed["list-11"]["ErrorMessage"]
+    assert set(emulator.index_snapshot()["documents"]) == {"acl-200", "list-10"}
+
+
+def test_string_values_over_the_model_limit_fail_the_call() -> None:
+    emulator = KendraEmulator()
+    client = client_for(emulator)
+    with pytest.raises(ClientError) as caught:
+        client.batch_put_document(IndexId=emulator.index_id, Documents=[
+            doc("long", Attributes=[attr("tags", StringListValue=["x" * 2049])])])
+    assert caught.value.response["Error"]["Code"] == "ValidationException"
