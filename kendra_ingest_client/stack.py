@@ -47,11 +47,16 @@ class StackOutputs:
         except ValueError:
             raise IngestError(f"{path} is not a stack outputs file: it is not JSON "
                               "(expected what `pulumi stack output --json` prints)") from None
+        return cls.from_outputs(outputs, where=str(path))
+
+    @classmethod
+    def from_outputs(cls, outputs: Any, *, where: str) -> StackOutputs:
+        """From the parsed outputs; ``where`` names their file in the error."""
         if not isinstance(outputs, dict):
-            raise IngestError(f"{path} is not a stack outputs file: expected a JSON object of outputs")
+            raise IngestError(f"{where} is not a stack outputs file: expected a JSON object of outputs")
         missing = [name for name in REQUIRED_OUTPUTS if not isinstance(outputs.get(name), str) or not outputs[name]]
         if missing:
-            raise IngestError(f"{path} is not a stack outputs file of kendra-ingestion: no {', '.join(missing)}")
+            raise IngestError(f"{where} is not a stack outputs file of kendra-ingestion: no {', '.join(missing)}")
         endpoint = outputs.get("endpoint_url")
         return cls(
             ingestion_bucket=outputs["ingestion_bucket"], reports_bucket=outputs["reports_bucket"],

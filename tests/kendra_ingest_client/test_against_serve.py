@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
@@ -13,24 +12,12 @@ from typing import Any
 import boto3
 import pytest
 
+from tests.kendra_ingest_client.jobs import make_job
 from tests.sandbox.serving import FAKE_AWS, ROOT, Served, clean_env, served
 
 #: A job the sandbox finishes in a second or two, but not in TIMEOUT_SECONDS.
 LARGE_JOB_DOCUMENTS = 200
 TIMEOUT_SECONDS = 0.3
-
-
-def make_job(root: Path, job_id: str, docs: dict[str, dict[str, Any] | None], **manifest: Any) -> Path:
-    """A job folder: ``docs`` maps a name under batches/ to its metadata (None: no metadata file)."""
-    folder = root / job_id
-    (folder / "batches").mkdir(parents=True)
-    (folder / "_control").mkdir()
-    for name, meta in docs.items():
-        (folder / "batches" / name).write_text(f"the text of {name}")
-        if meta is not None:
-            (folder / "batches" / f"{name}.metadata.json").write_text(json.dumps(meta))
-    (folder / "_control" / "manifest.json").write_text(json.dumps({"schemaVersion": 1, "jobId": job_id, **manifest}))
-    return folder
 
 
 def kendra_ingest(*args: str | Path, **env: str) -> subprocess.CompletedProcess[str]:
