@@ -239,6 +239,10 @@ class Sandbox:
         idle = esm.idle() and self.runtime.idle() and esm.idle()
         return idle and before == (esm.activity, len(self.runtime.invocations)), 0
 
+    def idle(self) -> bool:
+        """Nothing is running: no execution, no invocation (option sqs: every queue and DLQ empty too)."""
+        return self._idle()[0]
+
     def _run_watchdog(self) -> bool:
         """Option sqs: run the watchdog now, as its schedule would have (False when none is deployed)."""
         name = self.outputs.get("function_names", {}).get("watchdog")

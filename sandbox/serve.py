@@ -20,6 +20,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,6 +33,8 @@ HOST = "127.0.0.1"
 DEFAULT_PORT = 5000
 #: How often the server looks for newly written job summaries (one result line per job).
 POLL_SECONDS = 0.5
+#: On shutdown, how long running jobs may take to finish before the embedded AWS goes away.
+SETTLE_SECONDS = 30.0
 
 
 def _check_port_free(port: int) -> None:
@@ -100,13 +103,25 @@ class _JobWatcher:
         self._errors = len(errors)
 
 
-def serve(options: SandboxOptions, outputs_file: Path, *, port: int = DEFAULT_PORT,
-          ready: Callable[[str], None] | None = None) -> int:
+def _settle(box: Sandbox, echo: Callable[[str], None]) -> None:
+    """Let running jobs finish (bounded) before the mock closes: moto's Step Functions threads that outlive
+    it would send their calls to real AWS endpoints."""
+    deadline = time.monotonic() + SETTLE_SECONDS
+    if not box.idle():
+        echo(f"==> waiting up to {SETTLE_SECONDS:.0f}s for running jobs to finish")
+    while not box.idle():
+        if time.monotonic() > deadline:
+            echo("==> jobs still running are cut short")
+            return
+        time.sleep(0.1)
+
+
+def serve(options: SandboxOptions, outputs_file: Path, *, port: int = DEFAULT_PORT) -> int:
     """Deploy, serve on ``HOST:port`` (0 picks a free port) until SIGINT/SIGTERM, then write the index.
 
     ``outputs_file`` gets the stack outputs (as ``pulumi stack output --json`` prints them) plus
     ``endpoint_url`` once the endpoint answers; ``index.json`` and ``calls.json`` (as ``run`` writes them)
-    go beside it on shutdown. ``ready`` is called with the endpoint URL (tests stop the loop from it).
+    go beside it on shutdown.
     """
     from moto.server import ThreadedMotoServer
 
@@ -115,6 +130,8 @@ def serve(options: SandboxOptions, outputs_file: Path, *, port: int = DEFAULT_PO
             print(line, file=sys.stderr, flush=True)
 
     _check_port_free(port)
+    # A file left by an earlier serve names an endpoint that is gone: whoever waits for it must wait for ours.
+    outputs_file.unlink(missing_ok=True)
     stop = threading.Event()
     with _stop_on_signals(stop), Sandbox(options) as box:
         # One access line per request would bury the result lines.
@@ -127,14 +144,13 @@ def serve(options: SandboxOptions, outputs_file: Path, *, port: int = DEFAULT_PO
             _write_atomically(outputs_file, json.dumps({**box.outputs, "endpoint_url": endpoint}, indent=2) + "\n")
             echo(f"==> option {options.option} serving at {endpoint}; stack outputs in {outputs_file}; "
                  "Ctrl-C (or SIGTERM) stops and writes index.json and calls.json beside it")
-            if ready is not None:
-                ready(endpoint)
             watcher = _JobWatcher(box, echo)
             while not stop.wait(POLL_SECONDS):
                 watcher.poll()
             watcher.poll()
         finally:
             server.stop()
+        _settle(box, echo)
         out = outputs_file.parent
         box.write_index(out)
     echo(f"==> stopped; index.json and calls.json in {out}")
