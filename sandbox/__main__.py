@@ -139,9 +139,12 @@ def _serve(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     for directory in args.input:
         if not (directory / "_control" / "manifest.json").is_file():
-            why = "" if directory.is_dir() else " (no such folder)"
+            why = "" if directory.is_dir() else " (not a folder)" if directory.exists() else " (no such folder)"
             print(f"error: {directory} has no _control/manifest.json{why}", file=sys.stderr)
             return 2
+    if args.out.exists() and not args.out.is_dir():
+        print(f"error: --out {args.out} is a file; name a folder", file=sys.stderr)
+        return 2
     if args.prefix and len(args.prefix) != len(args.input):
         print(f"error: {len(args.prefix)} --prefix for {len(args.input)} --input (give one per input, or none)",
               file=sys.stderr)
