@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
@@ -66,7 +67,9 @@ def submit_command(directory: Path, stack_outputs: Path, prefix: str | None, job
     folder = JobFolder.scan(directory, job_id=job_id)
     prefix = (prefix if prefix is not None else f"{DEFAULT_PREFIX_ROOT}/{folder.job_id}").strip("/")
     s3 = stack.s3_client(endpoint_url=endpoint_url)
-    check_prefix(s3, stack, folder, prefix)
+    if not check_prefix(s3, stack, folder, prefix):
+        err.print(f"warning: may not list s3://{stack.ingestion_bucket}/{prefix}: not checked for objects an "
+                  "earlier upload left there (the job would take them too)", markup=False)
     where = f"s3://{stack.ingestion_bucket}/{prefix + '/' if prefix else ''}"
     err.print(f"Submitting job {folder.job_id}: {folder.documents} documents in {len(folder.uploads)} files "
               f"to {where}" + (f" ({folder.hidden} hidden files skipped)" if folder.hidden else ""), markup=False)
@@ -83,15 +86,16 @@ def submit_command(directory: Path, stack_outputs: Path, prefix: str | None, job
     return _wait_and_show(s3, stack, job, timeout=timeout, stack_outputs=stack_outputs)
 
 
-def _wait_and_show(s3: object, stack: StackOutputs, job: Submitted, *, timeout: float, stack_outputs: Path) -> int:
+def _wait_and_show(s3: Any, stack: StackOutputs, job: Submitted, *, timeout: float, stack_outputs: Path) -> int:
     follow = f"kendra-ingest status {job.job_id} --stack-outputs {stack_outputs}"
     try:
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err,
                       transient=True, disable=not err.is_terminal) as progress:
             task = progress.add_task(f"job {job.job_id}: waiting for the pipeline", total=None)
 
-            def tick(parts: int, elapsed: float) -> None:
-                progress.update(task, description=f"job {job.job_id}: running, {parts} parts finished")
+            def tick(parts: int | None, elapsed: float) -> None:
+                if parts is not None:
+                    progress.update(task, description=f"job {job.job_id}: running, {parts} parts finished")
 
             report = wait(s3, stack, job, timeout=timeout, on_tick=tick)
     except KeyboardInterrupt:

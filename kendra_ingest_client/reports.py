@@ -35,6 +35,11 @@ def _missing(error: Any) -> bool:
     return error.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}
 
 
+def denied(error: Any) -> bool:
+    """The caller's role may not do this (a team's writer policy may allow only s3:PutObject)."""
+    return error.response.get("Error", {}).get("Code") in {"403", "AccessDenied", "Forbidden"}
+
+
 @dataclass(frozen=True, kw_only=True)
 class Report:
     """A finished job's summary and failure rows (``jobId,documentId,errorCode,errorMessage``)."""
@@ -93,15 +98,23 @@ def read_report(s3: Any, bucket: str, job_id: str) -> Report | None:
     return Report(summary=summary, failures_csv=failures)
 
 
-def finished_parts(s3: Any, bucket: str, job_id: str, since: datetime | None) -> int:
+def finished_parts(s3: Any, bucket: str, job_id: str, since: datetime | None) -> int | None:
     """Parts of the job whose results were written since ``since`` (S3's clock): progress only.
 
     Both options write one result object per finished part under ``_work/J/<runId>/results/``; that
-    layout is the pipeline's own, not a contract, so a change there only makes this count 0.
+    layout is the pipeline's own, not a contract, so a change there only makes this count 0. None when
+    the caller may not list the reports bucket.
     """
+    from botocore.exceptions import ClientError
+
     count = 0
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"_work/{job_id}/"):
-        for obj in page.get("Contents", []):
-            if "/results/" in obj["Key"] and (since is None or obj["LastModified"] >= since):
-                count += 1
+    try:
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"_work/{job_id}/"):
+            for obj in page.get("Contents", []):
+                if "/results/" in obj["Key"] and (since is None or obj["LastModified"] >= since):
+                    count += 1
+    except ClientError as exc:
+        if denied(exc):
+            return None
+        raise
     return count

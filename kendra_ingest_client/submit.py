@@ -18,7 +18,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from kendra_ingest_client.job_folder import CONTROL, MANIFEST, JobFolder, Upload
-from kendra_ingest_client.reports import Report, finished_parts, read_report, summary_etag
+from kendra_ingest_client.reports import Report, denied, finished_parts, read_report, summary_etag
 from kendra_ingest_client.stack import IngestError, StackOutputs
 
 #: Files uploaded at once: S3 takes many concurrent PUTs, and a job is usually many small files.
@@ -50,28 +50,38 @@ def job_root(prefix: str) -> str:
     return f"{prefix}/" if prefix else ""
 
 
-def check_prefix(s3: Any, stack: StackOutputs, folder: JobFolder, prefix: str) -> None:
+def check_prefix(s3: Any, stack: StackOutputs, folder: JobFolder, prefix: str) -> bool:
     """Refuse a prefix where the job would find more than the folder, or where a job is still pending.
 
     The pipeline takes every object under ``P``: one left from an earlier upload would make the job
     find more documents than ``expectedDocuments`` (so it FAILS), or resend a document removed locally.
+    False when the caller may not list the bucket (a team's writer policy allows only s3:PutObject), so
+    the prefix could not be checked.
     """
+    from botocore.exceptions import ClientError
+
     root = job_root(prefix)
     ours = {root + upload.relative for upload in folder.uploads}
     stale: list[str] = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=stack.ingestion_bucket, Prefix=root):
-        for obj in page.get("Contents", []):
-            key = obj["Key"]
-            if key == root + MANIFEST:
-                raise IngestError(f"s3://{stack.ingestion_bucket}/{key} exists: a job there has not started or "
-                                  "not finished yet; wait for it, or choose another --prefix")
-            if key not in ours and not key.startswith(root + CONTROL):
-                stale.append(key)
+    try:
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=stack.ingestion_bucket, Prefix=root):
+            for obj in page.get("Contents", []):
+                key = obj["Key"]
+                if key == root + MANIFEST:
+                    raise IngestError(f"s3://{stack.ingestion_bucket}/{key} exists: a job there has not started "
+                                      "or not finished yet; wait for it, or choose another --prefix")
+                if key not in ours and not key.startswith(root + CONTROL):
+                    stale.append(key)
+    except ClientError as exc:
+        if denied(exc):
+            return False
+        raise
     if stale:
         shown = ", ".join(stale[:SHOWN_KEYS]) + (", ..." if len(stale) > SHOWN_KEYS else "")
         raise IngestError(f"s3://{stack.ingestion_bucket}/{root} already holds {len(stale)} objects that "
                           f"{folder.root} does not ({shown}): the job would take them too; remove them or "
                           "choose another --prefix")
+    return True
 
 
 def submit(s3: Any, stack: StackOutputs, folder: JobFolder, *, prefix: str,
@@ -103,7 +113,7 @@ def submit(s3: Any, stack: StackOutputs, folder: JobFolder, *, prefix: str,
         executor.shutdown(wait=False, cancel_futures=True)
         raise
     executor.shutdown()
-    previous = summary_etag(s3, stack.reports_bucket, folder.job_id)
+    previous = _previous_summary(s3, stack, folder.job_id)
     try:
         answer = s3.put_object(Bucket=bucket, Key=root + MANIFEST, Body=folder.manifest_bytes(),
                                ContentType="application/json")
@@ -112,6 +122,19 @@ def submit(s3: Any, stack: StackOutputs, folder: JobFolder, *, prefix: str,
                           "(see `kendra-ingest status`)") from None
     return Submitted(job_id=folder.job_id, prefix=prefix, manifest_key=root + MANIFEST, documents=folder.documents,
                      files=len(folder.uploads), previous_summary=previous, since=_server_time(answer))
+
+
+def _previous_summary(s3: Any, stack: StackOutputs, job_id: str) -> str | None:
+    """The summary's ETag before this run; None also when the caller may not read the reports bucket,
+    which must not keep the manifest from being written (only --wait needs to read it)."""
+    from botocore.exceptions import ClientError
+
+    try:
+        return summary_etag(s3, stack.reports_bucket, job_id)
+    except ClientError as exc:
+        if denied(exc):
+            return None
+        raise
 
 
 def _server_time(answer: dict[str, Any]) -> datetime | None:
@@ -129,10 +152,10 @@ def poll_interval(elapsed: float) -> float:
 
 
 def wait(s3: Any, stack: StackOutputs, job: Submitted, *, timeout: float,
-         on_tick: Callable[[int, float], None]) -> Report | None:
+         on_tick: Callable[[int | None, float], None]) -> Report | None:
     """The job's report once its summary is (re)written; None after ``timeout`` seconds.
 
-    ``on_tick(parts finished, seconds elapsed)`` reports progress between looks.
+    ``on_tick(parts finished or None, seconds elapsed)`` reports progress between looks.
     """
     started = time.monotonic()
     while True:

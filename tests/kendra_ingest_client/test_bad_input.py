@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from kendra_ingest_client import cli
 from kendra_ingest_client.job_folder import JobFolder
 from kendra_ingest_client.stack import StackOutputs
-from kendra_ingest_client.submit import Interrupted, submit
+from kendra_ingest_client.submit import Interrupted, check_prefix, submit
 from tests.kendra_ingest_client.jobs import make_job
 
 OUTPUTS = {"ingestion_bucket": "in-bucket", "reports_bucket": "reports-bucket",
@@ -133,3 +134,38 @@ def test_an_interrupted_upload_writes_no_manifest_and_says_so(tmp_path: Path) ->
     with pytest.raises(Interrupted, match="before the manifest was written: no job was started"):
         submit(s3, StackOutputs.from_outputs(OUTPUTS, where="test"), folder, prefix="p", on_upload=lambda upload: None)
     assert s3.keys and not any(key.endswith("_control/manifest.json") for key in s3.keys)
+
+
+class _WriterOnlyS3:
+    """A team role with a source writer policy: s3:PutObject under its prefix, nothing else."""
+
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+
+    @staticmethod
+    def _denied(operation: str) -> ClientError:
+        return ClientError({"Error": {"Code": "AccessDenied" if operation != "HeadObject" else "403"}}, operation)
+
+    def get_paginator(self, operation: str) -> Any:
+        denied = self._denied("ListObjectsV2")
+
+        class Paginator:
+            def paginate(self, **kwargs: Any) -> Any:
+                raise denied
+
+        return Paginator()
+
+    def head_object(self, **kwargs: Any) -> dict[str, Any]:
+        raise self._denied("HeadObject")
+
+    def put_object(self, *, Key: str, **kwargs: Any) -> dict[str, Any]:
+        self.keys.append(Key)
+        return {}
+
+
+def test_a_writer_only_role_can_still_submit(tmp_path: Path) -> None:
+    folder = JobFolder.scan(make_job(tmp_path, "hr-1", {"a.txt": {"Title": "A"}}), job_id=None)
+    stack, s3 = StackOutputs.from_outputs(OUTPUTS, where="test"), _WriterOnlyS3()
+    assert check_prefix(s3, stack, folder, "teams/hr/1") is False  # not checked, not refused
+    job = submit(s3, stack, folder, prefix="teams/hr/1", on_upload=lambda upload: None)
+    assert s3.keys[-1] == "teams/hr/1/_control/manifest.json" and job.previous_summary is None
