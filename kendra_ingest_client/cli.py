@@ -21,6 +21,8 @@ from kendra_ingest_client.stack import IngestError, StackOutputs
 from kendra_ingest_client.submit import Interrupted, Submitted, check_prefix, submit, wait
 
 EXIT_INTERRUPTED = 130
+#: Without a terminal, how often --wait prints a progress line.
+PLAIN_PROGRESS_SECONDS = 10.0
 #: Where ``submit`` puts a job when no --prefix is given.
 DEFAULT_PREFIX_ROOT = "jobs"
 
@@ -93,9 +95,15 @@ def _wait_and_show(s3: Any, stack: StackOutputs, job: Submitted, *, timeout: flo
                       transient=True, disable=not err.is_terminal) as progress:
             task = progress.add_task(f"job {job.job_id}: waiting for the pipeline", total=None)
 
+            last_line = [0.0]
+
             def tick(parts: int | None, elapsed: float) -> None:
-                if parts is not None:
-                    progress.update(task, description=f"job {job.job_id}: running, {parts} parts finished")
+                running = f"job {job.job_id}: running" + (f", {parts} parts finished" if parts is not None else "")
+                progress.update(task, description=running)
+                # Not a terminal (a CI log): a plain line now and then instead of the spinner.
+                if not err.is_terminal and elapsed - last_line[0] >= PLAIN_PROGRESS_SECONDS:
+                    last_line[0] = elapsed
+                    err.print(f"... {running} ({elapsed:.0f} s)", markup=False)
 
             report = wait(s3, stack, job, timeout=timeout, on_tick=tick)
     except KeyboardInterrupt:
