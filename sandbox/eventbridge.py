@@ -15,13 +15,16 @@ target of the rule is skipped). :func:`installed` wraps ``moto.events.models.Rul
 
 Two further moto deviations are corrected for every target: a rule that is not ``ENABLED`` receives
 nothing, and a schedule-only rule (no event pattern) matches no event (moto treats an empty pattern as
-"match everything", so a scheduled rule would fire on every S3 upload).
+"match everything", so a scheduled rule would fire on every S3 upload). Every S3 event gets its own id
+and S3 sequencer (moto gives all of them the same ones, so a re-upload of a manifest to the same key
+looked like a repeated delivery of the first upload and started no run).
 """
 
 from __future__ import annotations
 
 import copy
 import datetime as dt
+import hashlib
 import json
 import re
 import threading
@@ -33,6 +36,8 @@ from typing import Any
 
 # moto's S3 → EventBridge events all carry this one constant id (moto.events.utils._BASE_EVENT_MESSAGE).
 _MOTO_CONSTANT_EVENT_ID = "17793124-05d4-b198-2fde-7ededc63b103"
+# ... and this one constant S3 sequencer (moto.s3.notifications), which on AWS differs for every upload.
+_MOTO_CONSTANT_SEQUENCER = "617f08299329d189"
 _PLACEHOLDER = re.compile(r"<([A-Za-z0-9_.\-]+)>")
 
 
@@ -93,10 +98,15 @@ def normalise_event(event: dict[str, Any]) -> dict[str, Any]:
     """The event as EventBridge would deliver it: ISO time, and a real per-event id."""
     out = copy.deepcopy(event)
     out["time"] = _iso_time(out.get("time"))
+    # Same event (across rules and duplicate deliveries) → same id and sequencer, as on AWS; another
+    # upload (moto's `time` has microseconds) → others.
+    digest = json.dumps([event.get("time"), event.get("resources"), event.get("detail")], sort_keys=True)
     if out.get("id") in (None, "", _MOTO_CONSTANT_EVENT_ID):
-        # Same event (across rules and duplicate deliveries) → same id, as on AWS.
-        digest = json.dumps([event.get("time"), event.get("resources"), event.get("detail")], sort_keys=True)
         out["id"] = str(uuid.uuid5(uuid.NAMESPACE_URL, digest))
+    obj = (out.get("detail") or {}).get("object")
+    if isinstance(obj, dict) and obj.get("sequencer") == _MOTO_CONSTANT_SEQUENCER:
+        # The pipeline tells a re-upload of the same manifest (a new run) from a repeated delivery by it.
+        obj["sequencer"] = hashlib.sha256(digest.encode()).hexdigest()[:18].upper()
     return out
 
 

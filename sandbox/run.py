@@ -243,6 +243,10 @@ class Sandbox:
         idle = esm.idle() and self.runtime.idle() and esm.idle()
         return idle and before == (esm.activity, len(self.runtime.invocations)), 0
 
+    def idle(self) -> bool:
+        """Nothing is running: no execution, no invocation (option sqs: every queue and DLQ empty too)."""
+        return self._idle()[0]
+
     def _run_watchdog(self) -> bool:
         """Option sqs: run the watchdog now, as its schedule would have (False when none is deployed)."""
         name = self.outputs.get("function_names", {}).get("watchdog")
@@ -347,11 +351,17 @@ class Sandbox:
             (folder / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False))
             (folder / "notification.json").write_text(
                 json.dumps(notes.get(job_id, {}), indent=2, ensure_ascii=False))
+        self.write_index(out)
+        (out / "invocations.json").write_text(json.dumps(
+            [log.dump() for log in self.runtime.invocation_logs], indent=1, ensure_ascii=False))
+
+
+    def write_index(self, out: Path) -> None:
+        """``out/index.json`` (the emulated index) and ``out/calls.json`` (every Kendra call, in order)."""
+        out.mkdir(parents=True, exist_ok=True)
         (out / "index.json").write_text(json.dumps(self.emulator.index_snapshot(), indent=2, ensure_ascii=False,
                                                    default=str))
         (out / "calls.json").write_text(json.dumps(self.emulator.calls, indent=2, ensure_ascii=False))
-        (out / "invocations.json").write_text(json.dumps(
-            [log.dump() for log in self.runtime.invocation_logs], indent=1, ensure_ascii=False))
 
 
 def _trailing_json(message: str) -> dict[str, Any] | None:

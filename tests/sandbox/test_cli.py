@@ -113,3 +113,17 @@ def test_invocations_json_charges_each_invocation_its_requests(tmp_path: Path,
     assert plan["requests"]["s3:ListObjectsV2"] >= 1
     s3_requests = sum(n for i in invocations for op, n in i["requests"].items() if op.startswith("s3:"))
     assert len(slept) == s3_requests  # every function S3 request, and only those, waited
+
+
+def test_an_out_that_is_a_file_is_one_line_before_deploying(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "o").write_text("")
+    code = cli.main(["run", "--option", "sfn", "--input", str(_job(tmp_path)), "--out", str(tmp_path / "o")])
+    assert code == 2
+    assert "is a file; name a folder" in capsys.readouterr().err
+
+
+def test_an_input_that_is_a_file_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "job.zip").write_bytes(b"")
+    code = cli.main(["run", "--option", "sfn", "--input", str(tmp_path / "job.zip"), "--out", str(tmp_path / "o")])
+    assert code == 2
+    assert "has no _control/manifest.json (not a folder)" in capsys.readouterr().err
