@@ -10,6 +10,7 @@ Example::
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -177,6 +178,8 @@ class StackLinks:
                 # One message group per unit of worker concurrency: concurrency = min(groups, maximum).
                 "PUT_SHARDS": str(c.put_concurrency),
                 "DELETE_SHARDS": str(c.delete_concurrency),
+                # Registered sources (tenancy): only where configured, so an unset key changes nothing.
+                **({"SOURCES": json.dumps(c.sources, sort_keys=True)} if c.sources else {}),
             }
         )
 

@@ -47,6 +47,7 @@ WILDCARD_ACTION_ALLOWED = {
 #: Which input holds a policy document, per resource type.
 POLICY_INPUTS = {
     "aws:iam/rolePolicy:RolePolicy": "policy",
+    "aws:iam/policy:Policy": "policy",
     "aws:s3/bucketPolicy:BucketPolicy": "policy",
     "aws:sqs/queuePolicy:QueuePolicy": "policy",
     "aws:sns/topicPolicy:TopicPolicy": "policy",

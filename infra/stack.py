@@ -21,6 +21,7 @@ from infra.sfn_pipeline import SfnPipeline
 from infra.sqs_pipeline import SqsPipeline
 from infra.state import State, StateArgs
 from infra.storage import Storage, StorageArgs
+from infra.tenancy import SourceWriters, SourceWritersArgs
 
 #: Where a job's manifest goes, under any prefix P of the ingestion bucket (DESIGN section 5).
 MANIFEST_KEY_PATTERN = "<prefix>/_control/manifest.json"
@@ -140,4 +141,13 @@ class KendraIngestion(pulumi.ComponentResource):
             "function_names": {handler: f.function.name for handler, f in pipeline.functions.items()},
             **pipeline.outputs,
         }
+        if config.sources:
+            writers = SourceWriters(
+                "source-writers",
+                SourceWritersArgs(
+                    sources=config.sources, ingestion_bucket=storage.ingestion, name_prefix=args.prefix, kms=kms
+                ),
+                opts=child,
+            )
+            self.outputs["source_writer_policies"] = {s: p.arn for s, p in writers.policies.items()}
         self.register_outputs(self.outputs)

@@ -116,6 +116,7 @@ class AwsMocks(Mocks):
         shapes = {
             "aws:s3/bucket:Bucket": f"arn:aws:s3:::{physical}",
             "aws:iam/role:Role": f"arn:aws:iam::{account}:role/{physical}",
+            "aws:iam/policy:Policy": f"arn:aws:iam::{account}:policy/{physical}",
             "aws:dynamodb/table:Table": f"arn:aws:dynamodb:{region}:{account}:table/{physical}",
             "aws:lambda/function:Function": f"arn:aws:lambda:{region}:{account}:function:{physical}",
             "aws:lambda/layerVersion:LayerVersion": f"arn:aws:lambda:{region}:{account}:layer:{physical}:1",

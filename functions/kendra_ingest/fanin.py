@@ -301,7 +301,7 @@ def produce(
     invoke: Invoker | None = None, sqs: Any = None,
 ) -> Produced:
     """The producer: claim the run, take the source or wait, plan once, send every part, then seal."""
-    job = jobs.load(event, store.read)
+    job = jobs.load(event, store.read, sources=settings.sources)
     run = locking.run_record(job.run_id)
     owner = producer_owner(job.run_id)
     record = lock.get_job(run)

@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import ConfigDict
 
 from kendra_ingest import manifest as manifests
-from kendra_ingest import metadata, packing, pairing, store
+from kendra_ingest import metadata, packing, pairing, store, tenancy
 from kendra_ingest.job import Job
 from kendra_ingest.models import DeletePart, ErrorCode, Failure, Pair, PartDoc, PutPart, Wire
 from kendra_ingest.settings import MAX_DOCUMENTS_PER_CALL
@@ -162,8 +162,12 @@ def make_plan(
     unchanged: Callable[[dict[str, str]], set[str]] | None,
     max_document_bytes: int,
     max_request_bytes: int,
+    owners: tenancy.Owners | None = None,
 ) -> tuple[list[PutPart | DeletePart], list[Failure], list[Failure], PlanCounts, str | None]:
-    """The pure core of planning: parts, document failures, delete failures, counts, job error."""
+    """The pure core of planning: parts, document failures, delete failures, counts, job error.
+
+    ``owners`` (registered sources only) looks up who owns documents: another source's fail ForeignDocument.
+    """
     planner = Planner(job, read, unchanged, max_document_bytes, max_request_bytes)
     deletes = list(manifest.deletes)
     key = manifests.deletes_object_key(job.prefix, manifest)
@@ -196,6 +200,10 @@ def make_plan(
     docs = kept
     deletes = [i for i in deletes if i not in conflicts.conflicting]
 
+    if owners is not None:
+        docs, deletes, foreign_puts, foreign_deletes = tenancy.screen(docs, deletes, owners, source=job.source)
+        planner.failures.extend(foreign_puts)
+        delete_failures = [*delete_failures, *foreign_deletes]
     docs = planner.skip_unchanged(docs)
     put = planner.put_parts(docs)
     delete = planner.delete_parts(deletes, len(put) + 1)
@@ -222,14 +230,23 @@ def plan_job(job: Job, settings: Any) -> tuple[Plan, list[PutPart | DeletePart]]
         return save(job, settings.reports_bucket, [], [], [], PlanCounts(), error), []
     manifest = manifests.parse_manifest(raw)
     objects = listing.list_objects(aws.client("s3"), job.bucket, job.batches_prefix)
-    unchanged = None
+    unchanged = owners = None
+    book = ledger(settings)
+    # With registered sources every put and delete is checked against its owner first; the entries read
+    # for that also answer the unchanged lookup (one read per document).
+    known: dict[str, Any] | None = {} if settings.sources else None
+    if known is not None:
+
+        def owners(ids: list[str]) -> dict[str, str | None]:
+            known.update(book.entries(ids))
+            return tenancy.owned(known, ids)
+
     if settings.skip_unchanged:
-        book = ledger(settings)
 
         def unchanged(candidates: dict[str, str]) -> set[str]:
             # Unchanged only within the same source: a document moving to this source is re-sent, so
             # the per-source inventory follows it.
-            return book.unchanged(candidates, source=job.source)
+            return book.unchanged(candidates, source=job.source, known=known)
 
     if settings.document_mode == "s3":
         # Kendra reads S3Path documents itself: no request-size bound, only its per-file limit.
@@ -237,7 +254,7 @@ def plan_job(job: Job, settings: Any) -> tuple[Plan, list[PutPart | DeletePart]]
     else:
         max_document, max_request = settings.max_document_bytes, settings.max_request_bytes
     made = make_plan(job, manifest, objects, read=store.read, unchanged=unchanged,
-                     max_document_bytes=max_document, max_request_bytes=max_request)
+                     max_document_bytes=max_document, max_request_bytes=max_request, owners=owners)
     return save(job, settings.reports_bucket, *made), made[0]
 
 

@@ -16,7 +16,7 @@ import os
 from collections.abc import Mapping
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, Json, ValidationError
 
 # Kendra limits (FACTS.md): 10 documents per call; 5 MB per inline document; 50 MB per call.
 MAX_DOCUMENTS_PER_CALL = 10
@@ -55,6 +55,8 @@ class Settings(BaseModel):
     delete_shards: int = Field(4, ge=1, alias="DELETE_SHARDS")
     max_document_bytes: int = Field(DEFAULT_MAX_DOCUMENT_BYTES, ge=1, alias="MAX_DOCUMENT_BYTES")
     max_request_bytes: int = Field(DEFAULT_MAX_REQUEST_BYTES, ge=1, alias="MAX_REQUEST_BYTES")
+    #: The stack's registered sources (``sources``), JSON ``{source: prefix}``; unset: no tenancy checks.
+    sources: Json[dict[str, str]] | None = Field(None, alias="SOURCES")
 
     @classmethod
     def load(cls, handler: str, environ: Mapping[str, str] | None = None) -> Settings:
@@ -109,6 +111,10 @@ OPTIONAL: dict[str, tuple[str, ...]] = {
 }
 for _writer in ("process_batch", "put_worker", "del_worker"):
     OPTIONAL[_writer] += tuple(v for v in ("KENDRA_TPS", "LOCK_TABLE") if v not in REQUIRED[_writer])
+#: ``sources`` (SOURCES): where a manifest is loaded (its prefix is checked) and where a job is planned
+#: (documents owned by another source fail with ForeignDocument).
+for _tenant in ("load_manifest", "list_batches", "producer"):
+    OPTIONAL[_tenant] += ("SOURCES",)
 
 
 def variables(handler: str) -> tuple[str, ...]:

@@ -24,6 +24,8 @@ CONFIGS = {
     "sqs-s3-datasource-kms": ("sqs", {"documentMode": "s3", "kendraDataSourceId": "ds-1", "encryption": "kms"}),
     "sfn-quota": ("sfn", {"kendraTps": 7.5}),
     "sqs-quota": ("sqs", {"kendraTps": 7.5}),
+    "sfn-sources": ("sfn", {"sources": {"hr": "teams/hr", "fin": "teams/fin/"}}),
+    "sqs-sources": ("sqs", {"sources": {"hr": "teams/hr", "fin": "teams/fin/"}}),
 }
 HANDLERS = {
     "sfn": (
@@ -96,6 +98,8 @@ def expected_values(deployment: Deployment, config: dict[str, Any]) -> dict[str,
         values["KENDRA_DATA_SOURCE_ID"] = config["kendraDataSourceId"]
     if "kendraTps" in config:
         values["KENDRA_TPS"] = str(config["kendraTps"])
+    if "sources" in config:
+        values["SOURCES"] = json.dumps({s: p.strip("/") for s, p in config["sources"].items()}, sort_keys=True)
     if config.get("documentMode") == "s3":
         (role,) = [
             r for r in deployment.of_type("aws:iam/role:Role") if "kendra.amazonaws.com" in r.inputs["assumeRolePolicy"]
@@ -114,6 +118,7 @@ def test_each_environment_is_exactly_what_settings_requires(deploy: Deploy, vari
         "KENDRA_DATA_SOURCE_ID": "kendraDataSourceId" in config,
         "KENDRA_TPS": "kendraTps" in config,
         "LOCK_TABLE": "kendraTps" in config,  # optional only where it holds the quota counters
+        "SOURCES": "sources" in config,
     }
     for handler in HANDLERS[stack]:
         env = function(deployment, handler).inputs["environment"]["variables"]

@@ -29,6 +29,7 @@ DESIGN_KEYS = {
     "verifyIndexing",
     "skipUnchanged",
     "kendraDataSourceId",
+    "sources",
 }
 ADDED_KEYS = {"maxDocumentBytes", "maxRequestBytes", "lambdaMemoryMb", "kendraTps"}
 
