@@ -9,13 +9,18 @@ import pytest
 from sandbox.run import Sandbox, SandboxOptions
 from tests.sandbox.conftest import (
     SAMPLE,
+    TENANCY_SOURCES,
     assert_conserved,
+    check_manifests_outside_their_prefix_fail,
+    check_one_source_cannot_touch_anothers_documents,
     check_sample_accounted,
     check_sample_outputs,
+    check_the_owner_may_delete,
     check_unchanged_rerun,
     make_job,
     rows,
     run_sample_twice,
+    run_tenancy,
 )
 
 FIELDS = json.loads((SAMPLE / "index-fields.json").read_text())
@@ -214,3 +219,22 @@ def test_an_aborted_execution_still_gets_its_report_and_releases_its_source(tmp_
         assert "FAILED" in box.notifications()[job]["subject"]
         items = boto3.client("dynamodb", region_name="us-east-1").scan(TableName=box.outputs["lock_table"])["Items"]
         assert not [i for i in items if i["pk"]["S"].startswith("source#")]
+
+
+@pytest.fixture(scope="module")
+def tenancy_run(tmp_path_factory):
+    options = SandboxOptions(timeout_seconds=120, option="sfn", seed=1, config={"sources": TENANCY_SOURCES})
+    with Sandbox(options) as box:
+        return run_tenancy(box, tmp_path_factory.mktemp("tenancy"))
+
+
+def test_tenancy_one_source_cannot_overwrite_or_delete_anothers_documents(tenancy_run):
+    check_one_source_cannot_touch_anothers_documents(tenancy_run)
+
+
+def test_tenancy_a_manifest_outside_its_sources_prefix_fails_and_sends_nothing(tenancy_run):
+    check_manifests_outside_their_prefix_fail(tenancy_run)
+
+
+def test_tenancy_the_owner_may_delete_its_document(tenancy_run):
+    check_the_owner_may_delete(tenancy_run)

@@ -22,14 +22,19 @@ import pytest
 from sandbox.run import Sandbox, SandboxOptions
 from tests.sandbox.conftest import (
     SAMPLE,
+    TENANCY_SOURCES,
     assert_conserved,
+    check_manifests_outside_their_prefix_fail,
+    check_one_source_cannot_touch_anothers_documents,
     check_sample_accounted,
     check_sample_outputs,
+    check_the_owner_may_delete,
     check_unchanged_rerun,
     make_job,
     puts_of,
     rows,
     run_sample_twice,
+    run_tenancy,
 )
 
 FIELDS = json.loads((SAMPLE / "index-fields.json").read_text())
@@ -380,3 +385,22 @@ def test_the_same_job_id_again_is_a_new_run_with_its_own_report(tmp_path: Path) 
         assert summary["documents"] == {"requested": 1, "put": 1, "skippedUnchanged": 0, "failed": 0}
         assert rows(failures) == []
         assert_settled(box)
+
+
+@pytest.fixture(scope="module")
+def tenancy_run(tmp_path_factory):
+    options = SandboxOptions(timeout_seconds=120, option="sqs", seed=1, config={"sources": TENANCY_SOURCES})
+    with Sandbox(options) as box:
+        return run_tenancy(box, tmp_path_factory.mktemp("tenancy"))
+
+
+def test_tenancy_one_source_cannot_overwrite_or_delete_anothers_documents(tenancy_run):
+    check_one_source_cannot_touch_anothers_documents(tenancy_run)
+
+
+def test_tenancy_a_manifest_outside_its_sources_prefix_fails_and_sends_nothing(tenancy_run):
+    check_manifests_outside_their_prefix_fail(tenancy_run)
+
+
+def test_tenancy_the_owner_may_delete_its_document(tenancy_run):
+    check_the_owner_may_delete(tenancy_run)
