@@ -27,6 +27,8 @@ SNS_MANAGED_KEY = "alias/aws/sns"
 
 #: CloudWatch: every alarm looks at 5-minute sums.
 ALARM_PERIOD_SECONDS = 300
+#: CloudWatch: the dashboard's graphs plot 5-minute points.
+DASHBOARD_PERIOD_SECONDS = 300
 #: An SQS message older than this means the workers are stuck or starved.
 OLDEST_MESSAGE_AGE_ALARM_SECONDS = 3600
 

@@ -19,6 +19,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.config import StackConfig
+from infra.contract import settings
 from infra.iam import Statement
 
 if TYPE_CHECKING:
@@ -164,6 +165,7 @@ class StackLinks:
     key_arn: pulumi.Output[str] | None = None
     kms: tuple[Statement, ...] = ()  # ``use_key(key_arn)``, made once
     topic_kms: tuple[Statement, ...] = ()  # ``use_key`` of the topic's key (a key of its own unless kms)
+    metrics_namespace: str = settings.DEFAULT_METRICS_NAMESPACE  # ``settings.metrics_namespace(prefix)``
 
     def settings(self) -> Link:
         """Values of the stack configuration (no resource, no statement)."""
@@ -182,6 +184,13 @@ class StackLinks:
                 **({"SOURCES": json.dumps(c.sources, sort_keys=True)} if c.sources else {}),
             }
         )
+
+    def metrics(self) -> Link:
+        """The stack's metric namespace (``POWERTOOLS_METRICS_NAMESPACE``); every function gets it.
+
+        No statement: ``cloudwatch:PutMetricData`` is not needed, Powertools writes metrics as EMF log lines.
+        """
+        return Link(env={"POWERTOOLS_METRICS_NAMESPACE": self.metrics_namespace})
 
     def ingestion(self, *, bucket_actions: tuple[str, ...] = (), objects: tuple[str, ...] = ()) -> Link:
         """The ingestion bucket (``INGESTION_BUCKET``)."""

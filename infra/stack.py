@@ -10,10 +10,11 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.config import StackConfig
+from infra.contract import settings
 from infra.encryption import StackKey, StackKeyArgs
 from infra.kendra import KendraTarget, KendraTargetArgs
 from infra.links import StackLinks, use_key
-from infra.monitoring import Monitoring, MonitoringArgs
+from infra.monitoring import Monitoring, MonitoringArgs, function_graphs
 from infra.notifications import Notifications, NotificationsArgs
 from infra.packaging import build_code_archive, dependencies_layer
 from infra.pipeline import Pipeline, PipelineArgs
@@ -100,6 +101,7 @@ class KendraIngestion(pulumi.ComponentResource):
             key_arn=key_arn,
             kms=kms,
             topic_kms=use_key(topic_key_arn),
+            metrics_namespace=settings.metrics_namespace(args.prefix),
         )
 
         layer = aws.lambda_.LayerVersion(
@@ -123,9 +125,19 @@ class KendraIngestion(pulumi.ComponentResource):
         pipeline: Pipeline = (SfnPipeline if config.option == "sfn" else SqsPipeline)(
             config.option, pipeline_args, opts=child
         )
-        Monitoring(
+        monitoring = Monitoring(
             "monitoring",
-            MonitoringArgs(topic_arn=notifications.topic.arn, watches=pipeline.watches),
+            MonitoringArgs(
+                topic_arn=notifications.topic.arn,
+                watches=pipeline.watches,
+                prefix=args.prefix,
+                region=region,
+                graphs=(
+                    *pipeline.graphs,
+                    *function_graphs({h: f.function for h, f in pipeline.functions.items()}),
+                ),
+                metrics_namespace=links.metrics_namespace,
+            ),
             opts=child,
         )
 
@@ -139,6 +151,7 @@ class KendraIngestion(pulumi.ComponentResource):
             "documents_table": state.documents_table.name,
             "kendra_index_id": config.kendra_index_id,
             "function_names": {handler: f.function.name for handler, f in pipeline.functions.items()},
+            "dashboard_name": monitoring.dashboard.dashboard_name,
             **pipeline.outputs,
         }
         if config.sources:

@@ -32,7 +32,7 @@ ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
 
 #: Where each resource type keeps its physical name, when it is not ``name``.
-_NAME_PROPERTY = {"aws:s3/bucket:Bucket": "bucket"}
+_NAME_PROPERTY = {"aws:s3/bucket:Bucket": "bucket", "aws:cloudwatch/dashboard:Dashboard": "dashboardName"}
 
 
 @dataclass(frozen=True)

@@ -963,6 +963,14 @@ def _target(m: MotoMocks, a: Any, i: dict[str, Any]) -> tuple[str, dict[str, Any
     return f"{rule}-{target_id}", {"targetId": target_id}
 
 
+def _dashboard(m: MotoMocks, a: Any, i: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    name = m.invent_name(a.name, i, key="dashboardName", max_len=255)
+    body = _json_text(i["dashboardBody"])
+    m.client("cloudwatch").put_dashboard(DashboardName=name, DashboardBody=body)
+    arn = f"arn:aws:cloudwatch::{ACCOUNT_ID}:dashboard/{name}"
+    return name, {"dashboardName": name, "dashboardArn": arn}
+
+
 def _log_group(m: MotoMocks, a: Any, i: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     name = m.invent_name(a.name, i, max_len=512)
     logs = m.client("logs")
@@ -1030,6 +1038,7 @@ _HANDLERS: dict[str, _Handler] = {
     "aws:cloudwatch/eventRule:EventRule": _rule,
     "aws:cloudwatch/eventTarget:EventTarget": _target,
     "aws:cloudwatch/logGroup:LogGroup": _log_group,
+    "aws:cloudwatch/dashboard:Dashboard": _dashboard,
     "aws:kms/key:Key": _kms_key,
     "aws:kms/alias:Alias": _kms_alias,
 }

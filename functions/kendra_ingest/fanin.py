@@ -46,7 +46,7 @@ from kendra_ingest.kendra import SyncJobBusy
 from kendra_ingest.lock import JobProgress, JobRecord, Lock, UnknownJob, source_lock_key
 from kendra_ingest.models import DeletePart, ErrorCode, PutPart, Wire
 from kendra_ingest.runtime import date_fields, kendra_index, ledger, logger
-from kendra_ingest.settings import MAX_DOCUMENTS_PER_CALL, Settings
+from kendra_ingest.settings import MAX_DOCUMENTS_PER_CALL, METRICS_SERVICE, UNREADABLE_DEAD_LETTERS, Settings
 
 #: ``invoke(function_name, payload)``: an asynchronous Lambda invoke.
 Invoker = Callable[[str, dict[str, Any]], None]
@@ -530,9 +530,9 @@ def _quarantine(settings: Settings, message_id: str, body: str, reason: str) -> 
     store.write_json(str(settings.reports_bucket), key, {"messageId": message_id, "reason": reason, "body": body})
     logger.error("unreadable dead letter quarantined", extra={"messageId": message_id, "reason": reason,
                                                              "quarantineKey": key})
-    with single_metric(name="UnreadableDeadLetters", unit=MetricUnit.Count, value=1,
-                       namespace="KendraIngestion") as metric:
-        metric.add_dimension(name="service", value="kendra-ingestion")
+    with single_metric(name=UNREADABLE_DEAD_LETTERS, unit=MetricUnit.Count, value=1,
+                       namespace=settings.metrics_namespace) as metric:
+        metric.add_dimension(name="service", value=METRICS_SERVICE)
 
 
 # --------------------------------------------------------------------------------- summarizer

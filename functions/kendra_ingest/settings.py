@@ -23,6 +23,25 @@ MAX_DOCUMENTS_PER_CALL = 10
 DEFAULT_MAX_DOCUMENT_BYTES = 5 * 1024 * 1024
 DEFAULT_MAX_REQUEST_BYTES = 50 * 1024 * 1024
 
+#: CloudWatch metrics of the pipeline (Powertools Metrics): namespace per stack, dimension ``service``.
+METRICS_SERVICE = "kendra-ingestion"
+DEFAULT_METRICS_NAMESPACE = "KendraIngestion"
+#: The names the stack's dashboard shows (functions emit them under :func:`metrics_namespace`).
+DOCUMENTS_PUT = "DocumentsPut"
+DOCUMENTS_FAILED = "DocumentsFailed"
+DOCUMENTS_SKIPPED = "DocumentsSkipped"
+DOCUMENTS_DELETED = "DocumentsDeleted"
+JOB_DURATION_SECONDS = "JobDurationSeconds"
+JOBS_FAILED = "JobsFailed"
+KENDRA_THROTTLES = "KendraThrottles"
+KENDRA_CALL_LATENCY = "KendraCallLatency"
+UNREADABLE_DEAD_LETTERS = "UnreadableDeadLetters"
+
+
+def metrics_namespace(stack_prefix: str) -> str:
+    """The stack's metric namespace, ``KendraIngestion/<project>-<stack>``: two stacks never mix."""
+    return f"{DEFAULT_METRICS_NAMESPACE}/{stack_prefix}"
+
 
 class SettingsError(RuntimeError):
     """The Lambda's environment does not satisfy the contract (a deployment defect)."""
@@ -55,6 +74,8 @@ class Settings(BaseModel):
     delete_shards: int = Field(4, ge=1, alias="DELETE_SHARDS")
     max_document_bytes: int = Field(DEFAULT_MAX_DOCUMENT_BYTES, ge=1, alias="MAX_DOCUMENT_BYTES")
     max_request_bytes: int = Field(DEFAULT_MAX_REQUEST_BYTES, ge=1, alias="MAX_REQUEST_BYTES")
+    #: Where the functions' metrics go (Powertools reads the same variable); every function gets it.
+    metrics_namespace: str = Field(DEFAULT_METRICS_NAMESPACE, alias="POWERTOOLS_METRICS_NAMESPACE")
     #: The stack's registered sources (``sources``), JSON ``{source: prefix}``; unset: no tenancy checks.
     sources: Json[dict[str, str]] | None = Field(None, alias="SOURCES")
 
@@ -111,6 +132,9 @@ OPTIONAL: dict[str, tuple[str, ...]] = {
 }
 for _writer in ("process_batch", "put_worker", "del_worker"):
     OPTIONAL[_writer] += tuple(v for v in ("KENDRA_TPS", "LOCK_TABLE") if v not in REQUIRED[_writer])
+#: Every function gets the stack's metric namespace (infra always sets it; a default keeps tests simple).
+for _handler in OPTIONAL:
+    OPTIONAL[_handler] += ("POWERTOOLS_METRICS_NAMESPACE",)
 #: ``sources`` (SOURCES): where a manifest is loaded (its prefix is checked) and where a job is planned
 #: (documents owned by another source fail with ForeignDocument).
 for _tenant in ("load_manifest", "list_batches", "producer"):

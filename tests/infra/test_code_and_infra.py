@@ -86,6 +86,7 @@ def expected_values(deployment: Deployment, config: dict[str, Any]) -> dict[str,
         "PUT_SHARDS": "2",
         "DELETE_SHARDS": "4",
         **POWERTOOLS_ENV,
+        "POWERTOOLS_METRICS_NAMESPACE": f"KendraIngestion/kendra-ingestion-{outputs['option']}",
     }
     if outputs["option"] == "sqs":
         values |= {
@@ -119,6 +120,7 @@ def test_each_environment_is_exactly_what_settings_requires(deploy: Deploy, vari
         "KENDRA_TPS": "kendraTps" in config,
         "LOCK_TABLE": "kendraTps" in config,  # optional only where it holds the quota counters
         "SOURCES": "sources" in config,
+        "POWERTOOLS_METRICS_NAMESPACE": True,  # every function, whatever the config
     }
     for handler in HANDLERS[stack]:
         env = function(deployment, handler).inputs["environment"]["variables"]

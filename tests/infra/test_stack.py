@@ -37,6 +37,7 @@ COMMON_OUTPUTS = {
     "documents_table",
     "kendra_index_id",
     "function_names",
+    "dashboard_name",
 }
 
 
@@ -70,6 +71,7 @@ def test_the_sfn_resource_set(deploy: Deploy) -> None:
             TARGET: 2,
             "aws:lambda/permission:Permission": 1,
             "aws:cloudwatch/metricAlarm:MetricAlarm": 8 * 2 + 2,
+            "aws:cloudwatch/dashboard:Dashboard": 1,
         }
     )
 
@@ -102,6 +104,7 @@ def test_the_sqs_resource_set(deploy: Deploy) -> None:
             TARGET: 2,
             "aws:lambda/permission:Permission": 2,
             "aws:cloudwatch/metricAlarm:MetricAlarm": 6 * 2 + 4 + 1,  # + unreadable dead letters
+            "aws:cloudwatch/dashboard:Dashboard": 1,
         }
     )
 
