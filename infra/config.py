@@ -196,6 +196,8 @@ class StackConfig(BaseModel):
         None,
         explain=True,
     )
+    protect_data: bool = _key("protectData", "true or false", "protectData true", True)
+    access_logs: bool = _key("accessLogs", "true or false", "accessLogs true", True)
     lambda_memory_mb: int | None = _key(
         "lambdaMemoryMb",
         f"an integer {MIN_LAMBDA_MEMORY_MB}-{MAX_LAMBDA_MEMORY_MB}, the MB of every function",

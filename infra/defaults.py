@@ -6,6 +6,8 @@ from __future__ import annotations
 ABORT_INCOMPLETE_UPLOAD_DAYS = 7
 #: S3: how long an overwritten or deleted version of a report stays recoverable.
 NONCURRENT_VERSION_DAYS = 30
+#: S3: how long server access logs are kept (accessLogs).
+ACCESS_LOG_EXPIRATION_DAYS = 365
 #: The reports-bucket prefix of archived manifests (``_archive/<jobId>/manifest.json``).
 ARCHIVE_PREFIX = "_archive/"
 

@@ -65,10 +65,16 @@ class KendraIngestion(pulumi.ComponentResource):
         ).key.arn
         storage = Storage(
             "storage",
-            StorageArgs(archive_expiration_days=config.archive_expiration_days, kms_key_arn=key_arn),
+            StorageArgs(
+                archive_expiration_days=config.archive_expiration_days,
+                kms_key_arn=key_arn,
+                protect=config.protect_data,
+                access_logs=config.access_logs,
+                account_id=account_id,
+            ),
             opts=child,
         )
-        state = State("state", StateArgs(kms_key_arn=key_arn), opts=child)
+        state = State("state", StateArgs(kms_key_arn=key_arn, protect=config.protect_data), opts=child)
         notifications = Notifications(
             "notifications",
             NotificationsArgs(

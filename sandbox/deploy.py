@@ -437,6 +437,12 @@ def _bucket_policy(m: MotoMocks, a: Any, i: dict[str, Any]) -> tuple[str, dict[s
     return i["bucket"], {}
 
 
+def _bucket_logging(m: MotoMocks, a: Any, i: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    enabled = {"TargetBucket": i["targetBucket"], "TargetPrefix": _get(i, "targetPrefix", "")}
+    m.client("s3").put_bucket_logging(Bucket=i["bucket"], BucketLoggingStatus={"LoggingEnabled": enabled})
+    return i["bucket"], {}
+
+
 def _bucket_public_access_block(m: MotoMocks, a: Any, i: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     m.client("s3").put_public_access_block(
         Bucket=i["bucket"],
@@ -1016,6 +1022,7 @@ _HANDLERS: dict[str, _Handler] = {
     "aws:s3/bucketVersioning:BucketVersioning": _bucket_versioning,
     "aws:s3/bucketVersioningV2:BucketVersioningV2": _bucket_versioning,
     "aws:s3/bucketPolicy:BucketPolicy": _bucket_policy,
+    "aws:s3/bucketLogging:BucketLogging": _bucket_logging,
     "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": _bucket_public_access_block,
     ("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"): _bucket_encryption,
     "aws:s3/bucketOwnershipControls:BucketOwnershipControls": _bucket_ownership,

@@ -30,6 +30,8 @@ DESIGN_KEYS = {
     "skipUnchanged",
     "kendraDataSourceId",
     "sources",
+    "protectData",
+    "accessLogs",
 }
 ADDED_KEYS = {"maxDocumentBytes", "maxRequestBytes", "lambdaMemoryMb", "kendraTps"}
 
