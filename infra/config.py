@@ -249,7 +249,9 @@ def load(config: pulumi.Config, *, stack: str) -> StackConfig:
     """Read and validate the ``kendra-ingestion:`` namespace; raise :class:`ConfigError` on the first
     bad or missing key. ``option`` defaults to the stack name when the stack is called sfn or sqs.
     """
-    raw: dict[str, Any] = {key: value for key in KEYS if (value := config.get(key)) is not None}
+    # An empty value is unset: Pulumi.yaml declares optional keys with default "" (a declared key without a
+    # default would be required by Pulumi).
+    raw: dict[str, Any] = {key: value for key in KEYS if (value := config.get(key)) not in (None, "")}
     if "option" not in raw and stack in OPTIONS:
         raw["option"] = stack
     if "notificationEmails" in raw:
