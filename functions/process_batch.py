@@ -1,6 +1,6 @@
 """Option sfn, Map item: send one part to Kendra (or, from the Catch, report it as failed)."""
 
-from kendra_ingest import parts
+from kendra_ingest import parts, tenancy
 from kendra_ingest.job import Job
 from kendra_ingest.models import PutPart
 from kendra_ingest.runtime import date_fields, deadline, kendra_index, ledger, logger, settings
@@ -14,13 +14,17 @@ def handler(event: dict, context: object) -> None:
     if "error" in event:  # the Map's Catch: the part failed in a way its own retries could not fix
         error = event["error"] or {}
         result = parts.fail(part, str(error.get("Error", "States.TaskFailed")), str(error.get("Cause", ""))[:1000])
-    elif isinstance(part, PutPart):
-        result = parts.process_put(
-            part, source=job.source, index=kendra_index(s, sync_job_id=event.get("syncJobId")), ledger=ledger(s),
-            deadline=deadline(context),
-            document_mode=s.document_mode, date_fields=date_fields(s),
-        )
     else:
+        book = ledger(s)
+        # Registered sources: each part checks its documents' owners again right before sending them.
+        owners = tenancy.ledger_owners(book) if s.sources else None
         index = kendra_index(s, sync_job_id=event.get("syncJobId"))
-        result = parts.process_delete(part, index=index, ledger=ledger(s), deadline=deadline(context))
+        if isinstance(part, PutPart):
+            result = parts.process_put(
+                part, source=job.source, index=index, ledger=book, deadline=deadline(context),
+                document_mode=s.document_mode, date_fields=date_fields(s), owners=owners,
+            )
+        else:
+            result = parts.process_delete(part, index=index, ledger=book, deadline=deadline(context),
+                                          source=job.source, owners=owners)
     parts.save(s.reports_bucket, result, job.run_id)

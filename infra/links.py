@@ -234,6 +234,12 @@ class StackLinks:
             self.documents_table, env="DOCUMENTS_TABLE", label="documents", actions=actions, kms=self.kms
         )
 
+    def sender_documents(self) -> Link:
+        """The documents table of a function that sends parts: it records outcomes (BatchWriteItem) and,
+        with registered sources, reads the owners of a part's documents right before sending it."""
+        owners = ("dynamodb:BatchGetItem",) if self.config.sources else ()
+        return self.documents("dynamodb:BatchWriteItem", *owners)
+
     def notifications(self) -> Link:
         """Publishing to the notification topic (``TOPIC_ARN``)."""
         return topic(self.topic, env="TOPIC_ARN", kms=self.topic_kms)

@@ -123,7 +123,7 @@ class SfnPipeline(Pipeline):
                     links.settings(),
                     links.ingestion(objects=(GET,)),
                     links.reports(objects=(PUT,)),
-                    links.documents("dynamodb:BatchWriteItem"),
+                    links.sender_documents(),
                     # DescribeIndex: the index's DATE_VALUE fields, to type the documents' attributes.
                     links.index(
                         "kendra:BatchPutDocument",

@@ -123,7 +123,7 @@ class SqsPipeline(Pipeline):
                     # DescribeIndex: the index's DATE_VALUE fields, to type the documents' attributes.
                     links.index("kendra:BatchPutDocument", "kendra:DescribeIndex", pass_role=True),
                     links.lock(*LOCK_WRITE),
-                    links.documents("dynamodb:BatchWriteItem"),
+                    links.sender_documents(),
                     links.reports(objects=(PUT,)),
                     queue(self.put.queue, env=None, label="put", actions=CONSUME_QUEUE, kms=kms),
                     summarize,
@@ -141,7 +141,7 @@ class SqsPipeline(Pipeline):
                     links.ingestion(),
                     links.index("kendra:BatchDeleteDocument"),
                     links.lock(*LOCK_WRITE),
-                    links.documents("dynamodb:BatchWriteItem"),
+                    links.sender_documents(),
                     links.reports(objects=(PUT,)),
                     queue(self.delete.queue, env=None, label="delete", actions=CONSUME_QUEUE, kms=kms),
                     summarize,

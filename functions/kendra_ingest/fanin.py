@@ -39,7 +39,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from kendra_ingest import aws, finish, locking, parts, plan, store, sync, verify
+from kendra_ingest import aws, finish, locking, parts, plan, store, sync, tenancy, verify
 from kendra_ingest import job as jobs
 from kendra_ingest.job import Job
 from kendra_ingest.kendra import SyncJobBusy
@@ -414,13 +414,17 @@ def work(
         return "run ended"
     # One per part (its call counts are the part's); inside the job's data-source sync job if any.
     index = kendra_index(settings, sync_job_id=message.sync_job_id)
+    book = ledger(settings)
+    # Registered sources: the part checks its documents' owners again right before sending them.
+    owners = tenancy.ledger_owners(book) if settings.sources else None
     if isinstance(part, PutPart):
         result = parts.process_put(
-            part, source=message.source, index=index, ledger=ledger(settings), deadline=deadline,
-            document_mode=settings.document_mode, date_fields=date_fields(settings),
+            part, source=message.source, index=index, ledger=book, deadline=deadline,
+            document_mode=settings.document_mode, date_fields=date_fields(settings), owners=owners,
         )
     else:
-        result = parts.process_delete(part, index=index, ledger=ledger(settings), deadline=deadline)
+        result = parts.process_delete(part, index=index, ledger=book, deadline=deadline,
+                                      source=message.source, owners=owners)
     _complete(settings, lock, message, result, invoke)
     return "done"
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from kendra_ingest import metadata, reports, store
+from kendra_ingest import metadata, reports, store, tenancy
 from kendra_ingest.deadline import Deadline
 from kendra_ingest.models import DeletePart, Failure, KendraCounts, Operation, Outcome, PutPart, Wire
 
@@ -44,11 +44,22 @@ def process_put(
     document_mode: str,
     date_fields: frozenset[str],
     read: Callable[[str, str], bytes | None] = store.read,
+    owners: tenancy.Owners | None = None,
 ) -> PartResult:
-    """Put one part. Every document of the part ends with exactly one outcome."""
+    """Put one part. Every document of the part ends with exactly one outcome.
+
+    ``owners`` (registered sources): a document another source owns by now is ``ForeignDocument``, unread.
+    """
     outcomes: dict[str, Outcome] = {}
     documents: list[dict] = []
-    for doc, built in zip(part.docs, _build(part, document_mode, date_fields, read), strict=True):
+    docs = part.docs
+    if owners is not None:
+        foreign = tenancy.foreign_owners([d.document_id for d in docs], owners, source=source)
+        for document_id, owner in foreign.items():
+            failure = tenancy.foreign_failure(document_id, owner, source, "put")
+            outcomes[document_id] = Outcome.failed(document_id, "put", failure.error_code, failure.error_message)
+        docs = [d for d in docs if d.document_id not in foreign]
+    for doc, built in zip(docs, _build(docs, document_mode, date_fields, read), strict=True):
         if isinstance(built, Failure):
             outcomes[doc.document_id] = Outcome.failed(doc.document_id, "put", built.error_code,
                                                        built.error_message)
@@ -68,9 +79,11 @@ def process_put(
                       kendra=index.counts.model_copy())
 
 
-def _build(part: PutPart, document_mode: str, date_fields: frozenset[str],
+def _build(docs: list[Any], document_mode: str, date_fields: frozenset[str],
            read: Callable[[str, str], bytes | None]) -> list[dict | Failure]:
-    """Kendra documents (or the failure that prevents one) for each document of the part, in order."""
+    """Kendra documents (or the failure that prevents one) for each of ``docs``, in order."""
+    if not docs:
+        return []
 
     def build(doc: Any) -> dict | Failure:
         raw = read(doc.s3_bucket, doc.meta_key)
@@ -90,14 +103,29 @@ def _build(part: PutPart, document_mode: str, date_fields: frozenset[str],
         return metadata.to_document(meta, document_id=doc.document_id, key=doc.s3_key, body=body,
                                     date_fields=date_fields)
 
-    with ThreadPoolExecutor(min(READERS, len(part.docs))) as pool:
-        return list(pool.map(build, part.docs))
+    with ThreadPoolExecutor(min(READERS, len(docs))) as pool:
+        return list(pool.map(build, docs))
 
 
-def process_delete(part: DeletePart, *, index: Any, ledger: Any, deadline: Deadline) -> PartResult:
-    """Delete one part's ids; an id Kendra does not have counts as deleted."""
-    outcomes = index.delete(part.document_ids, deadline=deadline)
-    ledger.record_delete([o.document_id for o in outcomes if o.status == "deleted"])
+def process_delete(
+    part: DeletePart, *, index: Any, ledger: Any, deadline: Deadline,
+    source: str | None = None, owners: tenancy.Owners | None = None,
+) -> PartResult:
+    """Delete one part's ids; an id Kendra does not have counts as deleted.
+
+    ``owners`` with ``source`` (registered sources): an id another source owns by now is ``ForeignDocument``.
+    """
+    ids, refused = list(part.document_ids), {}
+    if owners is not None and source is not None:
+        foreign = tenancy.foreign_owners(ids, owners, source=source)
+        refused = {i: tenancy.foreign_failure(i, owner, source, "delete") for i, owner in foreign.items()}
+        ids = [i for i in ids if i not in refused]
+    sent = {o.document_id: o for o in (index.delete(ids, deadline=deadline) if ids else [])}
+    ledger.record_delete([i for i, o in sent.items() if o.status == "deleted"])
+    outcomes = [
+        sent[i] if i in sent else Outcome.failed(i, "delete", refused[i].error_code, refused[i].error_message)
+        for i in part.document_ids
+    ]
     return PartResult(job_id=part.job_id, operation="delete", part=part.part, outcomes=outcomes,
                       kendra=index.counts.model_copy())
 

@@ -135,9 +135,9 @@ for _writer in ("process_batch", "put_worker", "del_worker"):
 #: Every function gets the stack's metric namespace (infra always sets it; a default keeps tests simple).
 for _handler in OPTIONAL:
     OPTIONAL[_handler] += ("POWERTOOLS_METRICS_NAMESPACE",)
-#: ``sources`` (SOURCES): where a manifest is loaded (its prefix is checked) and where a job is planned
-#: (documents owned by another source fail with ForeignDocument).
-for _tenant in ("load_manifest", "list_batches", "producer"):
+#: ``sources`` (SOURCES): where a manifest is loaded (its prefix is checked), where a job is planned and
+#: where a part is sent (documents owned by another source fail with ForeignDocument).
+for _tenant in ("load_manifest", "list_batches", "producer", "process_batch", "put_worker", "del_worker"):
     OPTIONAL[_tenant] += ("SOURCES",)
 
 

@@ -4,7 +4,10 @@ With sources registered, a job runs only when its manifest sits under the prefix
 source it names, and it may put or delete only documents that are new or already owned by that source
 (the documents table records the owner of every document it put). Everything else fails before any
 request reaches Kendra: the job as a whole (:func:`check_job`) or the document (:func:`screen`, with
-``ForeignDocument``). Without sources, any prefix may hold a job and ownership is only recorded.
+``ForeignDocument``). Planning checks every document; each part checks its own again right before it is
+sent, so a document another source's job claimed meanwhile is not overwritten or deleted either (what
+remains is the moment between that check and the owner's record, for a brand-new id two sources send at
+once). Without sources, any prefix may hold a job and ownership is only recorded.
 
 Example::
 
@@ -15,6 +18,7 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from kendra_ingest.job import Job
 from kendra_ingest.models import ErrorCode, Failure, PartDoc
@@ -62,6 +66,18 @@ def foreign_message(document_id: str, owner: str, source: str, operation: str) -
             f"sent (to move it, {owner!r} deletes it, then {source!r} puts it)")
 
 
+def foreign_owners(ids: Iterable[str], owners: Owners, *, source: str) -> dict[str, str]:
+    """``{id: owner}`` for the ids another source owns (one lookup; unowned and own ids are absent)."""
+    unique = list(dict.fromkeys(ids))
+    known = owners(unique) if unique else {}
+    return {i: owner for i in unique if (owner := known.get(i)) and owner != source}
+
+
+def foreign_failure(document_id: str, owner: str, source: str, operation: str) -> Failure:
+    return Failure(document_id=document_id, error_code=ErrorCode.FOREIGN_DOCUMENT,
+                   error_message=foreign_message(document_id, owner, source, operation))
+
+
 def screen(
     docs: list[PartDoc], deletes: list[str], owners: Owners, *, source: str
 ) -> tuple[list[PartDoc], list[str], list[Failure], list[Failure]]:
@@ -70,22 +86,10 @@ def screen(
     Returns the documents and deletes that may go ahead and a ``ForeignDocument`` failure for each other
     one (puts, then deletes). A document the table records without an owner counts as new.
     """
-    known = owners(list(dict.fromkeys([*(d.document_id for d in docs), *deletes])))
-
-    def owner(document_id: str) -> str | None:
-        found = known.get(document_id)
-        return found if found and found != source else None
-
-    put_failures = [
-        Failure(document_id=d.document_id, error_code=ErrorCode.FOREIGN_DOCUMENT,
-                error_message=foreign_message(d.document_id, other, source, "put"))
-        for d in docs if (other := owner(d.document_id))
-    ]
-    delete_failures = [
-        Failure(document_id=i, error_code=ErrorCode.FOREIGN_DOCUMENT,
-                error_message=foreign_message(i, other, source, "delete"))
-        for i in deletes if (other := owner(i))
-    ]
+    other = foreign_owners([*(d.document_id for d in docs), *deletes], owners, source=source)
+    put_failures = [foreign_failure(d.document_id, other[d.document_id], source, "put")
+                    for d in docs if d.document_id in other]
+    delete_failures = [foreign_failure(i, other[i], source, "delete") for i in deletes if i in other]
     foreign = {f.document_id for f in (*put_failures, *delete_failures)}
     return ([d for d in docs if d.document_id not in foreign], [i for i in deletes if i not in foreign],
             put_failures, delete_failures)
@@ -94,3 +98,8 @@ def screen(
 def owned(entries: Mapping[str, object], ids: Iterable[str]) -> dict[str, str | None]:
     """``{id: source}`` from ledger entries (anything with a ``source`` attribute) for ``ids``."""
     return {i: getattr(entries[i], "source", None) for i in ids if i in entries}
+
+
+def ledger_owners(ledger: Any) -> Owners:
+    """The owners lookup of a :class:`kendra_ingest.ledger.Ledger` (one BatchGetItem per 100 ids)."""
+    return lambda ids: owned(ledger.entries(ids), ids)

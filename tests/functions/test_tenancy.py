@@ -126,3 +126,75 @@ def test_the_ownership_lookup_also_answers_unchanged(world: World, monkeypatch: 
     monkeypatch.setattr(Ledger, "entries", lambda self, ids: reads.append(1) or real(self, ids))
     plan.plan_job(loaded, settings)
     assert len(reads) == 1
+
+
+# -- right before a part is sent ------------------------------------------------------------------------
+
+class FakeIndex:
+    def __init__(self) -> None:
+        from kendra_ingest.models import KendraCounts
+
+        self.counts = KendraCounts()
+        self.sent: list[str] = []
+
+    def put(self, documents: list[dict], *, deadline: Any) -> list[Any]:
+        from kendra_ingest.models import Outcome
+
+        self.sent += [d["Id"] for d in documents]
+        return [Outcome(document_id=d["Id"], operation="put", status="put") for d in documents]
+
+    def delete(self, ids: list[str], *, deadline: Any) -> list[Any]:
+        from kendra_ingest.models import Outcome
+
+        self.sent += ids
+        return [Outcome(document_id=i, operation="delete", status="deleted") for i in ids]
+
+
+class FakeLedger:
+    def __init__(self) -> None:
+        self.puts: list[tuple] = []
+        self.deletes: list[str] = []
+
+    def record_put(self, items: list[tuple]) -> None:
+        self.puts += items
+
+    def record_delete(self, ids: list[str]) -> None:
+        self.deletes += ids
+
+
+def test_a_part_skips_documents_another_source_claimed_since_planning() -> None:
+    from kendra_ingest import parts
+    from kendra_ingest.models import PutPart
+
+    reads: list[str] = []
+
+    def read(bucket: str, key: str) -> bytes:
+        reads.append(key)
+        return b'{"Title": "t"}' if key.endswith(".metadata.json") else b"body"
+
+    part = PutPart(job_id="hr-1", part=1, docs=[
+        PartDoc(document_id=i, s3_bucket="b", s3_key=f"k/{i}.txt", meta_key=f"k/{i}.txt.metadata.json")
+        for i in ("a", "claimed", "c")])
+    index, book = FakeIndex(), FakeLedger()
+    result = parts.process_put(part, source="hr", index=index, ledger=book, deadline=None, document_mode="inline",
+                               date_fields=frozenset(), read=read, owners=lambda ids: {"claimed": "fin", "a": "hr"})
+    assert index.sent == ["a", "c"] and not [k for k in reads if "claimed" in k]
+    assert [(o.document_id, o.status, o.error_code) for o in result.outcomes] == [
+        ("a", "put", None), ("claimed", "failed", "ForeignDocument"), ("c", "put", None)]
+    assert [p[0] for p in book.puts] == ["a", "c"]
+
+
+def test_a_delete_part_leaves_another_sources_document_alone() -> None:
+    from kendra_ingest import parts
+    from kendra_ingest.models import DeletePart
+
+    part = DeletePart(job_id="hr-1", part=2, document_ids=["mine", "theirs"])
+    index, book = FakeIndex(), FakeLedger()
+    result = parts.process_delete(part, index=index, ledger=book, deadline=None, source="hr",
+                                  owners=lambda ids: {"theirs": "fin"})
+    assert index.sent == ["mine"] and book.deletes == ["mine"]
+    assert [(o.document_id, o.status, o.error_code) for o in result.outcomes] == [
+        ("mine", "deleted", None), ("theirs", "failed", "ForeignDocument")]
+    everything = parts.process_delete(DeletePart(job_id="hr-1", part=3, document_ids=["theirs"]), index=index,
+                                      ledger=book, deadline=None, source="hr", owners=lambda ids: {"theirs": "fin"})
+    assert index.sent == ["mine"] and everything.outcomes[0].error_code == "ForeignDocument"  # no empty call

@@ -181,6 +181,7 @@ def applies(call: Call, config: dict[str, Any]) -> bool:
         call.when is None
         or (call.when == "s3" and config.get("documentMode") == "s3")
         or (call.when == "data_source" and "kendraDataSourceId" in config)
+        or (call.when == "sources" and "sources" in config)
     )
 
 
