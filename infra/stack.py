@@ -164,7 +164,11 @@ class KendraIngestion(pulumi.ComponentResource):
             writers = SourceWriters(
                 "source-writers",
                 SourceWritersArgs(
-                    sources=config.sources, ingestion_bucket=storage.ingestion, name_prefix=args.prefix, kms=kms
+                    sources=config.sources,
+                    ingestion_bucket=storage.ingestion,
+                    name_prefix=args.prefix,
+                    region=region,
+                    key_arn=key_arn,
                 ),
                 opts=child,
             )

@@ -22,24 +22,48 @@ MAX_POLICY_NAME_LENGTH = 128
 WRITE_OBJECTS = ("s3:PutObject",)
 
 
+#: An upload to an SSE-KMS bucket generates a data key (and a multipart upload decrypts it).
+UPLOAD_WITH_KEY = ("kms:GenerateDataKey", "kms:Decrypt")
+
+
 @dataclass(frozen=True, kw_only=True)
 class SourceWritersArgs:
-    """``sources`` maps source → prefix (validated and normalised by the stack config); ``kms`` is the
-    key statement of encryption=kms (an upload to an SSE-KMS bucket needs the key)."""
+    """``sources`` maps source → prefix (validated and normalised by the stack config); ``key_arn`` is the
+    stack key of encryption=kms (an upload to an SSE-KMS bucket needs it), used only through S3 for the
+    ingestion bucket."""
 
     sources: Mapping[str, str]
     ingestion_bucket: aws.s3.Bucket
     name_prefix: str
-    kms: tuple[Statement, ...] = ()
+    region: pulumi.Input[str]
+    key_arn: pulumi.Input[str] | None = None
 
 
 def writer_statements(
-    source: str, prefix: str, bucket_arn: pulumi.Input[str], kms: tuple[Statement, ...] = ()
+    source: str,
+    prefix: str,
+    bucket_arn: pulumi.Input[str],
+    *,
+    key_arn: pulumi.Input[str] | None = None,
+    region: pulumi.Input[str] = "",
 ) -> tuple[Statement, ...]:
-    """``s3:PutObject`` under ``<prefix>/*`` of the ingestion bucket, plus the key when there is one."""
+    """``s3:PutObject`` under ``<prefix>/*`` of the ingestion bucket; with a stack key, the key too, but
+    only as S3 uses it for that bucket (``kms:ViaService``; the bucket key's encryption context is the
+    bucket ARN)."""
     resource = pulumi.Output.concat(bucket_arn, "/", prefix.strip("/"), "/*")
     sid = "Write" + "".join(part.capitalize() for part in _words(source)) + "Objects"
-    return (Statement(sid=sid, actions=WRITE_OBJECTS, resources=(resource,)), *kms)
+    statements = [Statement(sid=sid, actions=WRITE_OBJECTS, resources=(resource,))]
+    if key_arn is not None:
+        statements.append(Statement(
+            sid="UploadWithStackKey",
+            actions=UPLOAD_WITH_KEY,
+            resources=(key_arn,),
+            condition={"StringEquals": {
+                "kms:ViaService": pulumi.Output.concat("s3.", region, ".amazonaws.com"),
+                "kms:EncryptionContext:aws:s3:arn": bucket_arn,
+            }},
+        ))
+    return tuple(statements)
 
 
 def _words(source: str) -> list[str]:
@@ -59,7 +83,9 @@ class SourceWriters(pulumi.ComponentResource):
                 name=physical_name(args.name_prefix, f"{source}-writer", max_length=MAX_POLICY_NAME_LENGTH),
                 description=f"kendra-ingestion: write documents and manifests of source {source} "
                 f"under {prefix}/ of the ingestion bucket",
-                policy=policy_document(writer_statements(source, prefix, args.ingestion_bucket.arn, args.kms)),
+                policy=policy_document(writer_statements(
+                    source, prefix, args.ingestion_bucket.arn, key_arn=args.key_arn, region=args.region
+                )),
                 opts=pulumi.ResourceOptions(parent=self),
             )
             for source, prefix in sorted(args.sources.items())

@@ -9,7 +9,7 @@ import pytest
 
 from infra import policies
 from infra.config import ConfigError
-from infra.testing import ACCOUNT_ID, deploy_with_mocks
+from infra.testing import ACCOUNT_ID, REGION, deploy_with_mocks
 
 from .access import function
 from .conftest import Deploy, config_for
@@ -79,13 +79,16 @@ def test_each_source_gets_a_policy_writing_only_under_its_prefix(deploy: Deploy,
     assert policies.check(deployment.resources) == []
 
 
-def test_with_kms_a_writer_may_use_the_stack_key_too(deploy: Deploy) -> None:
+def test_with_kms_a_writer_may_use_the_stack_key_only_through_s3_for_the_ingestion_bucket(deploy: Deploy) -> None:
     deployment = deploy("sfn", sources=SOURCES, encryption="kms")
-    (key,) = deployment.of_type("aws:kms/key:Key")
+    key = next(k for k in deployment.of_type("aws:kms/key:Key") if "topic" not in k.name)
+    bucket = f"arn:aws:s3:::{deployment.outputs['ingestion_bucket']}"
     for policy in deployment.of_type(POLICY):
         statements = json.loads(policy.inputs["policy"])["Statement"]
-        assert [s["Action"] for s in statements] == [["s3:PutObject"], ["kms:Decrypt", "kms:GenerateDataKey"]]
+        assert [s["Action"] for s in statements] == [["s3:PutObject"], ["kms:GenerateDataKey", "kms:Decrypt"]]
         assert statements[1]["Resource"] == [key.state["arn"]]
+        assert statements[1]["Condition"] == {"StringEquals": {
+            "kms:ViaService": f"s3.{REGION}.amazonaws.com", "kms:EncryptionContext:aws:s3:arn": bucket}}
     assert policies.check(deployment.resources) == []
 
 
