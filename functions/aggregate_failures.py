@@ -1,7 +1,7 @@
 """Option sfn: write failures.csv and summary.json, archive the manifest; also on the catch-all path."""
 
 from kendra_ingest import finish, job, sync
-from kendra_ingest.runtime import logger, settings
+from kendra_ingest.runtime import ledger, logger, settings
 
 
 @logger.inject_lambda_context
@@ -10,6 +10,7 @@ def handler(event: dict, context: object) -> dict:
     crash = finish.crash_message(event.get("crash"))
     the_job = job.Job.model_validate(event["job"]) if "job" in event else job.failed(event.get("event", event), crash)
     sync.stop(s, the_job)
-    report, _ = finish.finish(the_job, option=s.option, reports_bucket=s.reports_bucket, error=crash)
+    report, _ = finish.finish(the_job, option=s.option, reports_bucket=s.reports_bucket, error=crash,
+                              ledger=ledger(s))
     logger.info("job finished", extra={"jobId": report.job_id, "status": report.status})
     return report.model_dump(by_alias=True)

@@ -12,5 +12,5 @@ def handler(event: dict, context: object) -> dict:
         return {"done": True}
     job = Job.model_validate(event["job"])
     state = verify(job, reports_bucket=s.reports_bucket, index=kendra_index(s), ledger=ledger(s),
-                   deadline=deadline(context))
+                   deadline=deadline(context), timeout=s.verify_timeout_seconds)
     return {"done": state.done, "pending": len(state.pending), "verified": state.verified}

@@ -55,6 +55,9 @@ LOG_RETENTION_DAYS = (
 )
 #: Kendra's documented per-file limit (FACTS.md); an inline document can never be larger.
 MAX_KENDRA_FILE_BYTES = 50 * 1024 * 1024
+#: A day: verification polls for at most this long (a Step Functions execution may run a year, but a
+#: document Kendra has not indexed within a day needs a person, not more polling).
+MAX_VERIFY_TIMEOUT_SECONDS = 86400
 #: Lambda memory limits.
 MIN_LAMBDA_MEMORY_MB, MAX_LAMBDA_MEMORY_MB = 128, 10240
 #: SQS event source mappings: ``maximum_concurrency`` is 2-1000 (FACTS.md).
@@ -157,6 +160,14 @@ class StackConfig(BaseModel):
     )
     verify_indexing: bool = _key("verifyIndexing", "true or false", "verifyIndexing true", True)
     skip_unchanged: bool = _key("skipUnchanged", "true or false", "skipUnchanged true", True)
+    verify_timeout_seconds: int = _key(
+        "verifyTimeoutSeconds",
+        f"an integer 1-{MAX_VERIFY_TIMEOUT_SECONDS}: seconds verification waits for Kendra to confirm indexing",
+        f"verifyTimeoutSeconds {settings.DEFAULT_VERIFY_TIMEOUT_SECONDS}",
+        settings.DEFAULT_VERIFY_TIMEOUT_SECONDS,
+        ge=1,
+        le=MAX_VERIFY_TIMEOUT_SECONDS,
+    )
     kendra_data_source_id: str | None = _key(
         "kendraDataSourceId",
         "the id of a CUSTOM data source of the index: 1-100 letters, digits, _ or -",

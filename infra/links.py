@@ -175,6 +175,7 @@ class StackLinks:
                 "OPTION": c.option,
                 "SKIP_UNCHANGED": str(c.skip_unchanged).lower(),
                 "VERIFY_INDEXING": str(c.verify_indexing).lower(),
+                "VERIFY_TIMEOUT_SECONDS": str(c.verify_timeout_seconds),
                 "MAX_DOCUMENT_BYTES": str(c.max_document_bytes),
                 "MAX_REQUEST_BYTES": str(c.max_request_bytes),
                 # One message group per unit of worker concurrency: concurrency = min(groups, maximum).

@@ -158,6 +158,8 @@ class SfnPipeline(Pipeline):
                     links.ingestion(bucket_actions=(LIST,), objects=(GET, DELETE)),
                     # Stops the job's data-source sync job, also after a crash.
                     links.index(sync=("kendra:StopDataSourceSyncJob",)),
+                    # Forgets documents whose verification was cut short (IndexingUnconfirmed).
+                    links.documents("dynamodb:BatchWriteItem"),
                 ),
             ),
             FunctionSpec(
@@ -179,6 +181,8 @@ class SfnPipeline(Pipeline):
                     links.lock("dynamodb:GetItem", "dynamodb:DeleteItem"),
                     links.notifications(),
                     links.index(sync=("kendra:StopDataSourceSyncJob",)),
+                    # Forgets documents whose verification was cut short (IndexingUnconfirmed).
+                    links.documents("dynamodb:BatchWriteItem"),
                 ),
             ),
         ):

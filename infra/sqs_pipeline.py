@@ -159,6 +159,9 @@ class SqsPipeline(Pipeline):
                     links.ingestion(),
                     links.reports(objects=(PUT,)),
                     links.lock(*LOCK_WRITE),
+                    # A lost part is settled from what Kendra holds, and what it put is recorded.
+                    links.index("kendra:BatchGetDocumentStatus"),
+                    links.documents("dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"),
                     queue(self.put.dlq, env=None, label="putDeadLetter", actions=CONSUME_QUEUE, kms=kms),
                     queue(
                         self.delete.dlq, env=None, label="deleteDeadLetter", actions=CONSUME_QUEUE, kms=kms

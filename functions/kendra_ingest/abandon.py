@@ -33,7 +33,10 @@ def end_execution(event: dict[str, Any], *, settings: Any, lock: Lock, publish: 
     if store.read_json(settings.reports_bucket, finish.finished_key(job)) is None:
         sync.stop(settings, job)
         error = f"the execution ended {status} before the job finished ({owner})"
-        report, _ = finish.finish(job, option="sfn", reports_bucket=settings.reports_bucket, error=error)
+        from kendra_ingest.runtime import ledger
+
+        report, _ = finish.finish(job, option="sfn", reports_bucket=settings.reports_bucket, error=error,
+                                  ledger=ledger(settings))
         publish(report.subject, report.message)
         reported = True
     released = bool(job.source) and lock.release(source_lock_key(job.source), owner)

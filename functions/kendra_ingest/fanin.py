@@ -41,8 +41,9 @@ from pydantic import Field
 
 from kendra_ingest import aws, finish, locking, parts, plan, store, sync, tenancy, verify
 from kendra_ingest import job as jobs
+from kendra_ingest.deadline import Deadline
 from kendra_ingest.job import Job
-from kendra_ingest.kendra import SyncJobBusy
+from kendra_ingest.kendra import KendraError, SyncJobBusy
 from kendra_ingest.lock import JobProgress, JobRecord, Lock, UnknownJob, source_lock_key
 from kendra_ingest.models import DeletePart, ErrorCode, PutPart, Wire
 from kendra_ingest.runtime import date_fields, kendra_index, ledger, logger
@@ -62,6 +63,8 @@ PRODUCE_LEASE_SECONDS = 2 * 900
 SUMMARY_LEASE_SECONDS = 900 + 60
 #: A job that has not moved (sealed, a part completed) for this long is aborted by the watchdog.
 STUCK_AFTER_SECONDS = 2 * 3600
+#: Time a dead letter may take to ask Kendra about its part when no Lambda deadline is given.
+DEAD_LETTER_BUDGET_SECONDS = 60.0
 #: Verification polling: interval, and time kept back for writing the report afterwards.
 VERIFY_POLL_SECONDS = 2.0
 FINISH_RESERVE_SECONDS = 120.0
@@ -125,7 +128,8 @@ def message_body(part: PutPart | DeletePart, *, run_id: str, source: str, sync_j
 
 
 def group_id(part: PutPart | DeletePart, *, put_shards: int, delete_shards: int) -> str:
-    """``put-<n>`` / ``del-<n>``: one group per unit of worker concurrency; order within a group."""
+    """``put-<n>`` / ``del-<n>``: one group per unit of worker concurrency (FIFO delivers one batch per group
+    at a time, so the groups bound how many workers run; the parts need no order, see :func:`handle_batch`)."""
     if isinstance(part, PutPart):
         return f"put-{part.part % put_shards}"
     return f"del-{part.part % delete_shards}"
@@ -441,11 +445,17 @@ def handle_batch(event: dict[str, Any], context: Any, *, handler: str,
                  operation: Literal["put", "delete"] | None) -> dict[str, Any]:
     """An SQS FIFO batch for a worker (``operation``) or the dead-letter handler (None).
 
-    Returns the partial batch response (``batchItemFailures``). With ``skip_group_on_error`` a failed
-    record fails only the later records of its own message group, so other groups still advance and
-    no message overtakes an earlier one of its group.
+    Returns the partial batch response (``batchItemFailures``) naming only the records that failed.
+
+    Every record is processed on its own, not in FIFO order: the parts of one job are independent
+    (a document id is in at most one part of a job: ``DuplicateDocumentId``, ``ConflictingOperation``),
+    and jobs that could touch the same documents (one source) never overlap, so nothing relies on the
+    order within a message group. Stopping a group at its first failure (Powertools'
+    ``SqsFifoPartialProcessor``) would return the group's later records unprocessed, and each return
+    costs them a receive: one crashing part would push healthy parts of its group to the dead-letter
+    queue.
     """
-    from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
+    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
     from kendra_ingest import runtime
@@ -456,12 +466,13 @@ def handle_batch(event: dict[str, Any], context: Any, *, handler: str,
 
     def record_handler(record: SQSRecord) -> str:
         if operation is None:
-            return dead_letter(record.body, message_id=record.message_id, settings=settings, lock=lock)
+            return dead_letter(record.body, message_id=record.message_id, settings=settings, lock=lock,
+                               deadline=until)
         return work(record.body, operation=operation, settings=settings, lock=lock, deadline=until)
 
     # A processor per invocation: it holds the batch's state, and the sandbox runs concurrent
     # invocations of one module in one process.
-    processor = SqsFifoPartialProcessor(skip_group_on_error=True)
+    processor = BatchProcessor(event_type=EventType.SQS)
     return process_partial_response(event=event, record_handler=record_handler, processor=processor,
                                     context=context)
 
@@ -475,9 +486,12 @@ class UnreadableDeadLetter(ValueError):
 
 def dead_letter(
     body: str, *, message_id: str, settings: Settings, lock: Lock, invoke: Invoker | None = None,
+    deadline: Any = None,
 ) -> str:
-    """A part whose message exhausted ``maxReceiveCount``: every document fails ``DeadLettered``, the part
-    still completes (so the job finishes). ``"done"``, ``"already done"`` or ``"quarantined"``.
+    """A part whose message exhausted ``maxReceiveCount`` is settled from what Kendra holds
+    (:func:`kendra_ingest.parts.settle_lost`: its worker may have died after Kendra accepted its call);
+    the documents it cannot prove sent fail ``DeadLettered``, and the part completes (so the job
+    finishes). ``"done"``, ``"already done"`` or ``"quarantined"``.
 
     A body that is not a part message, or whose run is unknown, cannot be accounted to any job: it is
     copied to ``_deadletters/unreadable/<messageId>.json`` in the reports bucket, logged as an error and
@@ -497,9 +511,19 @@ def dead_letter(
         message, part = recovered
     if lock.part_completed(locking.run_record(message.run_id), message.part_id):
         return "already done"  # a worker completed it before the message ran out of receives
-    reason = (f"the {part.action} message of part {part.part} was not processed within its queue's "
-              "maxReceiveCount and went to the dead-letter queue")
-    _complete(settings, lock, message, parts.fail(part, ErrorCode.DEAD_LETTERED, reason), invoke)
+    worker = "put_worker" if part.action == "put" else "del_worker"
+    lost = (f"the {part.action} message of part {part.part} failed on every delivery and went to the "
+            f"dead-letter queue (the {worker} log has the error under jobId {message.job_id})")
+    try:
+        result = parts.settle_lost(part, source=message.source, index=kendra_index(settings),
+                                   ledger=ledger(settings), deadline=deadline or Deadline(DEAD_LETTER_BUDGET_SECONDS),
+                                   code=ErrorCode.DEAD_LETTERED, lost=lost)
+    except KendraError as exc:
+        logger.error("dead letter not checked against Kendra", extra={"jobId": message.job_id,
+                                                                      "part": message.part_id, "error": str(exc)})
+        result = parts.fail(part, ErrorCode.DEAD_LETTERED, f"{lost}; Kendra could not be asked whether it "
+                            f"holds the documents ({exc.code}): run the job again")
+    _complete(settings, lock, message, result, invoke)
     return "done"
 
 
@@ -575,7 +599,8 @@ def summarize(
 
     if settings.verify_indexing and not (request.abort or job.error):
         _verify(settings, job, deadline, sleep)
-    report, _ = finish.finish(job, option="sqs", reports_bucket=str(settings.reports_bucket), error=request.abort)
+    report, _ = finish.finish(job, option="sqs", reports_bucket=str(settings.reports_bucket), error=request.abort,
+                              ledger=ledger(settings))
     (sns or aws.client("sns")).publish(TopicArn=settings.topic_arn, Subject=report.subject, Message=report.message)
     lock.finish_job(run, report.status)
     released = lock.release(source_lock_key(job.source), producer_owner(job.run_id))
@@ -586,12 +611,15 @@ def summarize(
 
 
 def _verify(settings: Settings, job: Job, deadline: Any, sleep: Callable[[float], None]) -> None:
-    """Poll indexing while the Lambda has time; documents still processing are reported as pending."""
+    """Poll indexing for the verification window, or while the Lambda has time to poll again and still
+    finish; what is not confirmed by the last round is ``IndexingUnconfirmed``."""
     while True:
+        last = not deadline.allows(2 * VERIFY_POLL_SECONDS + FINISH_RESERVE_SECONDS)
         # A fresh index per round: verify() adds the index's call counts to its saved state.
         state = verify.verify(job, reports_bucket=str(settings.reports_bucket),
-                              index=kendra_index(settings), ledger=ledger(settings), deadline=deadline)
-        if state.done or not deadline.allows(VERIFY_POLL_SECONDS + FINISH_RESERVE_SECONDS):
+                              index=kendra_index(settings), ledger=ledger(settings), deadline=deadline,
+                              timeout=settings.verify_timeout_seconds, last=last)
+        if state.done:
             return
         sleep(VERIFY_POLL_SECONDS)
 

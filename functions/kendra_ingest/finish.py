@@ -8,6 +8,7 @@ a result is reported as ``JobAborted`` for each of its documents.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,6 +16,7 @@ from kendra_ingest import reports, store
 from kendra_ingest.job import Job
 from kendra_ingest.models import ErrorCode, Failure, KendraCounts, Wire
 from kendra_ingest.parts import PartResult, fail, parse, result_key
+from kendra_ingest.verify import unconfirmed
 
 
 class Report(Wire):
@@ -33,16 +35,43 @@ def finished_key(job: Job) -> str:
     return job.work_key("finished.json")
 
 
+#: A crash reason quotes at most this much of the error's message (the logs have all of it).
+CRASH_MESSAGE_CHARS = 200
+
+
 def crash_message(crash: dict[str, Any] | None) -> str | None:
-    """A one-line reason from a Step Functions Catch result (``{"Error", "Cause"}``)."""
+    """A short human reason from a Step Functions Catch result (``{"Error", "Cause"}``).
+
+    A Lambda error's ``Cause`` is JSON with ``errorType``, ``errorMessage`` and a ``stackTrace``: only
+    the type and the first line of the message are kept (no traceback, no raw JSON); the logs of the
+    failed function, keyed by ``jobId``, have the rest.
+    """
     if not crash:
         return None
-    error, cause = crash.get("Error", "Error"), str(crash.get("Cause", ""))
-    return f"pipeline step failed: {error}: {cause[:500]}"
+    error, cause = str(crash.get("Error", "Error")), crash.get("Cause", "")
+    try:
+        parsed = json.loads(cause) if isinstance(cause, str) else cause
+    except ValueError:
+        parsed = None
+    if isinstance(parsed, dict):
+        error = str(parsed.get("errorType") or error)
+        cause = parsed.get("errorMessage") or ""
+    lines = str(cause).strip().splitlines()
+    text = lines[0] if lines else ""
+    if len(text) > CRASH_MESSAGE_CHARS:
+        text = text[:CRASH_MESSAGE_CHARS - 3] + "..."
+    what = f"{error}: {text}" if text else error
+    return (f"a pipeline step failed ({what}); documents it had not finished are reported JobAborted, "
+            "and the Lambda logs under this jobId have the details: run the job again once it is fixed")
 
 
-def finish(job: Job, *, option: str, reports_bucket: str, error: str | None = None) -> tuple[Report, Any]:
-    """Write the job's report from the state in S3; returns the report and the summary."""
+def finish(job: Job, *, option: str, reports_bucket: str, error: str | None = None,
+           ledger: Any = None) -> tuple[Report, Any]:
+    """Write the job's report from the state in S3; returns the report and the summary.
+
+    When verification was cut short, what it had not confirmed is ``IndexingUnconfirmed`` and is
+    forgotten by ``ledger`` (the documents table), so the next job sends it again.
+    """
     plan = store.read_json(reports_bucket, job.work_key("plan.json")) or {}
     counts = plan.get("counts", {})
     error = job.error or plan.get("error") or error
@@ -72,8 +101,15 @@ def finish(job: Job, *, option: str, reports_bucket: str, error: str | None = No
             elif outcome.status == "deleted":
                 deleted += 1
 
+    finished_at = datetime.now(UTC)
     verify = store.read_json(reports_bucket, job.work_key("verify.json")) or {}
     indexing_failures = [Failure.model_validate(f) for f in verify.get("failures", ())]
+    if verify and not verify.get("done"):
+        # Verification was cut short (a crash, an abort): what it had not confirmed is not reported put.
+        waited = finished_at.timestamp() - float(verify.get("started", finished_at.timestamp()))
+        indexing_failures.extend(unconfirmed(i, None, waited) for i in verify.get("pending", ()))
+        if ledger is not None:
+            ledger.forget(verify.get("pending", ()))
     doc_failures.extend(indexing_failures)
     put -= len(indexing_failures)
     if verify:
@@ -85,7 +121,6 @@ def finish(job: Job, *, option: str, reports_bucket: str, error: str | None = No
     archived = store.move(job.bucket, job.manifest_key, reports_bucket, reports.archive_key(job.job_id),
                           if_match=job.manifest_etag)
 
-    finished = datetime.now(UTC)
     summary = reports.build_summary(
         job_id=job.job_id, option=option, source=job.source,
         documents={"requested": counts.get("documentsRequested", 0), "put": put,
@@ -93,9 +128,10 @@ def finish(job: Job, *, option: str, reports_bucket: str, error: str | None = No
         deletes={"requested": counts.get("deletesRequested", 0), "deleted": deleted,
                  "failed": len(delete_failures)},
         kendra=kendra.model_dump(by_alias=True),
-        started_at=datetime.fromisoformat(job.started_at), finished_at=finished,
+        started_at=datetime.fromisoformat(job.started_at), finished_at=finished_at,
         failure_rows=len(rows), error=error,
-        indexing={"verified": verify.get("verified", 0), "pending": len(verify.get("pending", ()))}
+        indexing={"verified": verify.get("verified", 0),
+                  "unconfirmed": sum(f.error_code == ErrorCode.INDEXING_UNCONFIRMED for f in indexing_failures)}
         if verify else None,
         manifest_archived=archived,
     )

@@ -28,7 +28,8 @@ class ErrorCode(StrEnum):
     CONFLICTING_OPERATION = "ConflictingOperation"
     RETRIES_EXHAUSTED = "RetriesExhausted"
     INDEXING_FAILED = "IndexingFailed"
-    #: A put or delete of a document another registered source owns (DESIGN section 10).
+    INDEXING_UNCONFIRMED = "IndexingUnconfirmed"
+    #: A put or delete of a document another registered source owns.
     FOREIGN_DOCUMENT = "ForeignDocument"
     DEAD_LETTERED = "DeadLettered"
     JOB_ABORTED = "JobAborted"

@@ -130,6 +130,56 @@ def process_delete(
                       kendra=index.counts.model_copy())
 
 
+def settle_lost(part: PutPart | DeletePart, *, source: str, index: Any, ledger: Any, deadline: Deadline,
+                code: str, lost: str) -> PartResult:
+    """The outcomes of a part whose processing kept failing, from what Kendra holds now.
+
+    Its worker may have died after Kendra accepted its call but before recording it, so the documents
+    are not simply failures: ``BatchGetDocumentStatus`` tells, per document,
+
+    - put part: a document Kendra holds that the ledger does not know was new, so only this part can
+      have sent it: it is put (and recorded; verification then confirms its indexing). A document
+      Kendra does not have was not sent: ``code``. A document the ledger knows is ambiguous (Kendra may
+      hold an earlier job's version): ``code``, saying so.
+    - delete part: an id Kendra does not have is deleted (deletes are idempotent); any other is ``code``.
+
+    ``lost`` says why the part is being settled (it starts every failure message).
+    """
+    operation: Operation = part.action
+    ids = [d.document_id for d in part.docs] if isinstance(part, PutPart) else part.document_ids
+    statuses = index.status(ids, deadline=deadline)
+    outcomes: list[Outcome] = []
+    if isinstance(part, DeletePart):
+        for document_id in ids:
+            status = statuses.get(document_id, (None,))[0]
+            if status == "NOT_FOUND":
+                outcomes.append(Outcome(document_id=document_id, operation="delete", status="deleted"))
+            else:
+                outcomes.append(Outcome.failed(document_id, "delete", code, f"{lost}; Kendra still holds the "
+                                               "document (or did not answer): run the job again to delete it"))
+        ledger.record_delete([o.document_id for o in outcomes if o.status == "deleted"])
+    else:
+        known = ledger.entries(ids)
+        put: list[Any] = []
+        for doc in part.docs:
+            status = statuses.get(doc.document_id, (None,))[0]
+            if status == "NOT_FOUND" or status is None:
+                seen = "Kendra does not have it" if status else "Kendra did not answer for it"
+                outcomes.append(Outcome.failed(doc.document_id, "put", code,
+                                               f"{lost}; {seen}: run the job again to send it"))
+            elif doc.document_id in known:
+                outcomes.append(Outcome.failed(doc.document_id, "put", code, (
+                    f"{lost}; Kendra holds a document with this id ({status}) but it may be an earlier "
+                    "version: run the job again with force to be sure")))
+            else:
+                put.append(doc)
+                outcomes.append(Outcome(document_id=doc.document_id, operation="put", status="put",
+                                        fingerprint=doc.fingerprint))
+        ledger.record_put([(d.document_id, source, d.fingerprint, d.s3_key, part.job_id) for d in put])
+    return PartResult(job_id=part.job_id, operation=operation, part=part.part, outcomes=outcomes,
+                      kendra=index.counts.model_copy())
+
+
 def fail(part: PutPart | DeletePart, code: str, message: str) -> PartResult:
     """A part that could not be processed at all: every one of its documents is a failure row."""
     operation: Operation = part.action

@@ -28,6 +28,8 @@ S3_MAX_DOCUMENT_BYTES = 50 * 1024 * 1024
 METADATA_READERS = 16
 #: Pairs resolved per chunk: bounds memory while keeping the readers busy.
 RESOLVE_CHUNK = 512
+#: An empty job names at most this many of the objects it found elsewhere under its prefix.
+ELSEWHERE_EXAMPLES = 3
 
 
 class PlanCounts(Wire):
@@ -162,11 +164,14 @@ def make_plan(
     unchanged: Callable[[dict[str, str]], set[str]] | None,
     max_document_bytes: int,
     max_request_bytes: int,
+    elsewhere: Callable[[], list[str]] = list,
     owners: tenancy.Owners | None = None,
 ) -> tuple[list[PutPart | DeletePart], list[Failure], list[Failure], PlanCounts, str | None]:
     """The pure core of planning: parts, document failures, delete failures, counts, job error.
 
-    ``owners`` (registered sources only) looks up who owns documents: another source's fail ForeignDocument.
+    ``elsewhere()`` lists a few keys under the job's prefix but outside its documents, to explain a
+    job that found nothing. ``owners`` (registered sources only) looks up who owns documents: another
+    source's fail ForeignDocument.
     """
     planner = Planner(job, read, unchanged, max_document_bytes, max_request_bytes)
     deletes = list(manifest.deletes)
@@ -187,6 +192,9 @@ def make_plan(
         # The job fails as a whole: nothing was requested of Kendra, so nothing is counted as failed.
         planner.counts.documents_requested = planner.counts.deletes_requested = 0
         return [], [], [], planner.counts, error
+
+    if planner.counts.documents_requested == 0 and not deletes:
+        return [], [], [], planner.counts, empty_job_error(job, elsewhere())
 
     conflicts = pairing.DeleteConflicts(deletes)
     kept = []
@@ -209,6 +217,18 @@ def make_plan(
     delete = planner.delete_parts(deletes, len(put) + 1)
     planner.counts.put_parts, planner.counts.delete_parts = len(put), len(delete)
     return [*put, *delete], planner.failures, delete_failures, planner.counts, None
+
+
+def empty_job_error(job: Job, elsewhere: list[str]) -> str:
+    """Why a job with no documents and no deletes fails: where it looked and what it saw instead."""
+    looked = f"s3://{job.bucket}/{job.batches_prefix}"
+    if not elsewhere:
+        return (f"the job has nothing to do: no documents under {looked} and no deletes; "
+                "upload the documents before the manifest")
+    shown = ", ".join(elsewhere[:ELSEWHERE_EXAMPLES])
+    more = " and more" if len(elsewhere) > ELSEWHERE_EXAMPLES else ""
+    return (f"the job has nothing to do: no documents under {looked} and no deletes, but objects elsewhere "
+            f"under the job's prefix ({shown}{more}); documents belong under {job.batches_prefix}")
 
 
 def plan_job(job: Job, settings: Any) -> tuple[Plan, list[PutPart | DeletePart]]:
@@ -253,8 +273,16 @@ def plan_job(job: Job, settings: Any) -> tuple[Plan, list[PutPart | DeletePart]]
         max_document, max_request = S3_MAX_DOCUMENT_BYTES, S3_MAX_DOCUMENT_BYTES * MAX_DOCUMENTS_PER_CALL
     else:
         max_document, max_request = settings.max_document_bytes, settings.max_request_bytes
+    def elsewhere() -> list[str]:
+        # One listing page at most: enough to show what the team uploaded instead.
+        found = listing.list_objects(aws.client("s3"), job.bucket, f"{job.prefix}/" if job.prefix else "",
+                                     page_size=100)
+        control = f"{job.prefix}/_control/" if job.prefix else "_control/"
+        return list(islice((o.key for o in found if not o.key.startswith(control)), ELSEWHERE_EXAMPLES + 1))
+
     made = make_plan(job, manifest, objects, read=store.read, unchanged=unchanged,
-                     max_document_bytes=max_document, max_request_bytes=max_request, owners=owners)
+                     max_document_bytes=max_document, max_request_bytes=max_request, elsewhere=elsewhere,
+                     owners=owners)
     return save(job, settings.reports_bucket, *made), made[0]
 
 

@@ -132,10 +132,11 @@ class DeleteCounts(Wire):
 
 
 class IndexingCounts(Wire):
-    """After ``verifyIndexing``: documents confirmed indexed, and those still processing at the end."""
+    """After ``verifyIndexing``: documents confirmed indexed, and those Kendra had not confirmed when
+    verification stopped waiting (each also an ``IndexingUnconfirmed`` failure row)."""
 
     verified: int = Field(0, ge=0)
-    pending: int = Field(0, ge=0)
+    unconfirmed: int = Field(0, ge=0)
 
 
 class Summary(Wire):
@@ -261,7 +262,7 @@ def notification(
         f"Deletes:   {x.requested} requested, {x.deleted} deleted, {x.failed} failed",
         f"Kendra:    {k.batch_put_calls} BatchPutDocument, {k.batch_delete_calls} BatchDeleteDocument, "
         f"{k.status_calls} BatchGetDocumentStatus calls; {k.throttled} throttled",
-        *([f"Indexing:  {s.indexing.verified} verified, {s.indexing.pending} still processing"]
+        *([f"Indexing:  {s.indexing.verified} confirmed, {s.indexing.unconfirmed} not confirmed in time"]
           if s.indexing else []),
         f"Time:      {s.started_at.isoformat()} to {s.finished_at.isoformat()} ({s.duration_seconds} s)",
     ]

@@ -22,6 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, Json, ValidationError
 MAX_DOCUMENTS_PER_CALL = 10
 DEFAULT_MAX_DOCUMENT_BYTES = 5 * 1024 * 1024
 DEFAULT_MAX_REQUEST_BYTES = 50 * 1024 * 1024
+#: How long verification waits for Kendra to confirm indexing before a document is ``IndexingUnconfirmed``.
+DEFAULT_VERIFY_TIMEOUT_SECONDS = 15 * 60
 
 #: CloudWatch metrics of the pipeline (Powertools Metrics): namespace per stack, dimension ``service``.
 METRICS_SERVICE = "kendra-ingestion"
@@ -64,6 +66,7 @@ class Settings(BaseModel):
     kendra_data_source_id: str | None = Field(None, alias="KENDRA_DATA_SOURCE_ID")
     skip_unchanged: bool = Field(True, alias="SKIP_UNCHANGED")
     verify_indexing: bool = Field(True, alias="VERIFY_INDEXING")
+    verify_timeout_seconds: float = Field(DEFAULT_VERIFY_TIMEOUT_SECONDS, gt=0, alias="VERIFY_TIMEOUT_SECONDS")
     put_queue_url: str | None = Field(None, alias="PUT_QUEUE_URL")
     delete_queue_url: str | None = Field(None, alias="DELETE_QUEUE_URL")
     summarizer_function: str | None = Field(None, alias="SUMMARIZER_FUNCTION")
@@ -107,19 +110,21 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "acquire_lock": ("LOCK_TABLE",),
     "list_batches": (*_JOB, "DOCUMENTS_TABLE", "SKIP_UNCHANGED", *_LIMITS, *_KENDRA),
     "process_batch": (*_JOB, "DOCUMENTS_TABLE", *_LIMITS, *_KENDRA),  # + kendra:DescribeIndex (date fields)
-    "verify_indexing": (*_JOB, "DOCUMENTS_TABLE", "KENDRA_INDEX_ID", "VERIFY_INDEXING"),
-    "aggregate_failures": (*_JOB, *_KENDRA),  # the index: stopping the job's data-source sync job
+    "verify_indexing": (*_JOB, "DOCUMENTS_TABLE", "KENDRA_INDEX_ID", "VERIFY_INDEXING",
+                        "VERIFY_TIMEOUT_SECONDS"),
+    "aggregate_failures": (*_JOB, *_KENDRA, "DOCUMENTS_TABLE"),  # the index: stopping the job's data-source sync job
     "release_lock": ("LOCK_TABLE",),
-    "finish_abandoned": (*_JOB, "LOCK_TABLE", "TOPIC_ARN", *_KENDRA),
+    "finish_abandoned": (*_JOB, "LOCK_TABLE", "TOPIC_ARN", *_KENDRA, "DOCUMENTS_TABLE"),
     # option sqs
     "producer": (*_JOB, "LOCK_TABLE", "DOCUMENTS_TABLE", "SKIP_UNCHANGED", *_LIMITS, *_KENDRA,
                  "PUT_QUEUE_URL", "DELETE_QUEUE_URL", "PUT_SHARDS", "DELETE_SHARDS", "SUMMARIZER_FUNCTION"),
     "put_worker": (*_JOB, "LOCK_TABLE", "DOCUMENTS_TABLE", *_LIMITS, *_KENDRA, "SUMMARIZER_FUNCTION"),
     "del_worker": (*_JOB, "LOCK_TABLE", "DOCUMENTS_TABLE", "KENDRA_INDEX_ID", "SUMMARIZER_FUNCTION"),
-    "dead_letter": (*_JOB, "LOCK_TABLE", "SUMMARIZER_FUNCTION"),
+    # Settles a lost part from what Kendra holds (BatchGetDocumentStatus) and records it in the ledger.
+    "dead_letter": (*_JOB, "LOCK_TABLE", "SUMMARIZER_FUNCTION", "KENDRA_INDEX_ID", "DOCUMENTS_TABLE"),
     # The summarizer and the watchdog restart a job that waited for its source (fanin.start_next).
     "summarizer": (*_JOB, "LOCK_TABLE", "TOPIC_ARN", "KENDRA_INDEX_ID", "DOCUMENTS_TABLE", "VERIFY_INDEXING",
-                   "PRODUCER_FUNCTION"),
+                   "VERIFY_TIMEOUT_SECONDS", "PRODUCER_FUNCTION"),
     "watchdog": (*_JOB, "LOCK_TABLE", "SUMMARIZER_FUNCTION", "PRODUCER_FUNCTION"),
 }
 

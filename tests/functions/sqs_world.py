@@ -72,6 +72,7 @@ class World:
             "OPTION": "sqs", "INGESTION_BUCKET": INGESTION, "REPORTS_BUCKET": REPORTS, "LOCK_TABLE": LOCKS,
             "DOCUMENTS_TABLE": DOCUMENTS, "TOPIC_ARN": topic, "KENDRA_INDEX_ID": emulator.index_id,
             "DOCUMENT_MODE": "inline", "SKIP_UNCHANGED": "true", "VERIFY_INDEXING": "true",
+            "VERIFY_TIMEOUT_SECONDS": "900",
             "PUT_QUEUE_URL": self.put_url, "DELETE_QUEUE_URL": self.delete_url, "PUT_SHARDS": "2",
             "DELETE_SHARDS": "4", "SUMMARIZER_FUNCTION": "summarizer-fn", "PRODUCER_FUNCTION": "producer-fn",
             "MAX_DOCUMENT_BYTES": str(5 * 1024 * 1024), "MAX_REQUEST_BYTES": str(50 * 1024 * 1024),

@@ -73,3 +73,27 @@ def test_a_worker_drops_the_parts_of_a_run_whose_summary_started(world: World) -
                          deadline=Deadline(60))
     assert outcome == "run ended"
     assert not [c for c in world.emulator.calls if c["operation"] == "BatchPutDocument"]
+
+
+def test_a_job_with_nothing_to_do_fails_naming_where_it_looked(world: World) -> None:
+    loaded = load(world, world.upload("team/e", "empty-1", {}))
+    result, parts = plan.plan_job(loaded, world.settings())
+    assert parts == [] and result.error is not None
+    assert "no documents under s3://" in result.error and "team/e/batches/" in result.error
+    assert "upload the documents before the manifest" in result.error
+
+
+def test_a_job_whose_documents_sit_outside_batches_names_them(world: World) -> None:
+    for name in ("docs/a.pdf", "docs/b.pdf", "c.txt", "d.txt", "e.txt"):
+        world.s3.put_object(Bucket=INGESTION, Key=f"team/m/{name}", Body=b"x")
+    loaded = load(world, world.upload("team/m", "misplaced-1", {}))
+    result, _ = plan.plan_job(loaded, world.settings())
+    assert result.error is not None and result.counts.documents_requested == 0
+    assert "team/m/c.txt, team/m/d.txt, team/m/docs/a.pdf and more" in result.error
+    assert "manifest.json" not in result.error
+
+
+def test_a_job_of_deletes_only_is_not_empty(world: World) -> None:
+    loaded = load(world, world.upload("team/d", "deletes-1", {}, deletes=["gone"]))
+    result, parts = plan.plan_job(loaded, world.settings())
+    assert result.error is None and [p.document_ids for p in parts] == [["gone"]]

@@ -124,10 +124,10 @@ def test_status():
 def test_optional_blocks_and_mapping_inputs():
     built = summary(
         documents={"requested": 1, "put": 1}, deletes={}, kendra={"batchPutCalls": 1}, failure_rows=0,
-        indexing={"verified": 1, "pending": 0}, manifest_archived=False,
+        indexing={"verified": 1, "unconfirmed": 0}, manifest_archived=False,
     )
     data = json.loads(built.to_json())
-    assert data["indexing"] == {"verified": 1, "pending": 0} and data["manifestArchived"] is False
+    assert data["indexing"] == {"verified": 1, "unconfirmed": 0} and data["manifestArchived"] is False
     assert data["kendra"]["batchPutCalls"] == 1
 
 

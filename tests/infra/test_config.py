@@ -33,7 +33,7 @@ DESIGN_KEYS = {
     "protectData",
     "accessLogs",
 }
-ADDED_KEYS = {"maxDocumentBytes", "maxRequestBytes", "lambdaMemoryMb", "kendraTps"}
+ADDED_KEYS = {"maxDocumentBytes", "maxRequestBytes", "lambdaMemoryMb", "kendraTps", "verifyTimeoutSeconds"}
 
 
 def test_keys_are_the_design_keys_plus_the_added_ones() -> None:

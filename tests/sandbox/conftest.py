@@ -108,6 +108,37 @@ def check_unchanged_rerun(run: dict[str, Any]) -> None:
     assert run["rerun"]["documents"]["skippedUnchanged"] >= 29  # the IndexingFailed one is re-sent
 
 
+def check_indexing_unconfirmed(option: str, root: Path) -> None:
+    """Documents Kendra has not confirmed when the verification window ends are ``IndexingUnconfirmed``
+    failures, not puts, and the next job sends them again instead of skipping them as unchanged."""
+    from sandbox.run import Sandbox, SandboxOptions
+
+    docs = {f"slow-{i}.txt": (f"body {i}", {"Title": f"slow {i}"}) for i in range(3)}
+    folder = make_job(root, "slow-1", docs)
+    options = SandboxOptions(timeout_seconds=120, option=option, indexing_delay_seconds=30.0,
+                             config={"verifyTimeoutSeconds": 1})
+    with Sandbox(options) as box:
+        job = box.submit(folder)
+        box.wait([job])
+        summary, failures = box.report(job)
+        assert_conserved(summary, failures)
+        assert summary["status"] == "COMPLETED_WITH_FAILURES"
+        assert summary["documents"]["put"] == 0 and summary["documents"]["failed"] == 3
+        assert {r["errorCode"] for r in rows(failures)} == {"IndexingUnconfirmed"}
+        assert all("next job sends it again" in r["errorMessage"] for r in rows(failures))
+        assert summary["indexing"] == {"verified": 0, "unconfirmed": 3}
+
+        box.emulator.indexing_delay_seconds = 0.0
+        calls = len(box.emulator.calls)
+        again = box.submit(folder)
+        box.wait([again])
+        summary, failures = box.report(again)
+        assert_conserved(summary, failures)
+        assert summary["status"] == "SUCCEEDED", rows(failures)
+        assert summary["documents"]["put"] == 3 and summary["documents"]["skippedUnchanged"] == 0
+        assert sorted(puts_of(box.emulator.calls[calls:])) == sorted(d.removesuffix(".txt") for d in docs)
+
+
 # -- tenancy: registered sources, shared by both options -------------------------------------------------
 
 TENANCY_SOURCES = {"hr": "teams/hr", "fin": "teams/fin"}

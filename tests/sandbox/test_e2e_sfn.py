@@ -11,6 +11,7 @@ from tests.sandbox.conftest import (
     SAMPLE,
     TENANCY_SOURCES,
     assert_conserved,
+    check_indexing_unconfirmed,
     check_manifests_outside_their_prefix_fail,
     check_one_source_cannot_touch_anothers_documents,
     check_sample_accounted,
@@ -215,10 +216,18 @@ def test_an_aborted_execution_still_gets_its_report_and_releases_its_source(tmp_
         summary, failures = box.report(job)
         assert_conserved(summary, failures)
         assert summary["status"] == "FAILED" and "ABORTED" in summary["error"]
-        assert summary["documents"]["put"] == 6
+        # Kendra accepted all six; whatever verification had not confirmed when the execution stopped is
+        # IndexingUnconfirmed, not put (the abort may land before or after its first round).
+        unconfirmed = [r for r in rows(failures) if r["errorCode"] == "IndexingUnconfirmed"]
+        assert summary["documents"]["put"] + len(unconfirmed) == 6
+        assert summary["documents"]["failed"] == len(unconfirmed)
         assert "FAILED" in box.notifications()[job]["subject"]
         items = boto3.client("dynamodb", region_name="us-east-1").scan(TableName=box.outputs["lock_table"])["Items"]
         assert not [i for i in items if i["pk"]["S"].startswith("source#")]
+
+
+def test_indexing_not_confirmed_in_the_window_is_a_failure_and_resent(tmp_path):
+    check_indexing_unconfirmed("sfn", tmp_path)
 
 
 @pytest.fixture(scope="module")

@@ -24,6 +24,7 @@ from tests.sandbox.conftest import (
     SAMPLE,
     TENANCY_SOURCES,
     assert_conserved,
+    check_indexing_unconfirmed,
     check_manifests_outside_their_prefix_fail,
     check_one_source_cannot_touch_anothers_documents,
     check_sample_accounted,
@@ -171,15 +172,18 @@ def test_a_worker_crash_after_kendra_is_retried_without_losing_documents(tmp_pat
         assert_settled(box)
 
 
-def test_a_part_that_keeps_failing_ends_in_the_dead_letter_queue(tmp_path):
+def test_a_part_that_keeps_failing_ends_in_the_dead_letter_queue_and_is_settled_from_kendra(tmp_path):
+    """Every worker dies right after Kendra accepted its part: the part reaches the dead-letter queue, whose
+    handler asks Kendra what it holds. The documents are indexed, so the report says put, not failed."""
     folder = make_job(tmp_path, "dlq-1", docs(5))
     with Sandbox(options(crash_after_kendra=1.0, seed=1, wait_scale=0.00005)) as box:
         job = box.submit(folder)
         box.wait([job])
         summary, failures = box.report(job)
         assert_conserved(summary, failures)
-        assert summary["status"] == "COMPLETED_WITH_FAILURES"
-        assert Counter(r["errorCode"] for r in rows(failures)) == {"DeadLettered": 5}
+        assert summary["status"] == "SUCCEEDED", rows(failures)
+        assert summary["documents"]["put"] == 5 and summary["indexing"]["verified"] == 5
+        assert set(box.emulator.index_snapshot()["documents"]) == {f"d-{i:03d}" for i in range(5)}
         batches = box.event_sources.batches
         worker = [b for b in batches if b.function_name == box.outputs["function_names"]["put_worker"]]
         dead = [b for b in batches if b.function_name == box.outputs["function_names"]["dead_letter"]]
@@ -385,6 +389,10 @@ def test_the_same_job_id_again_is_a_new_run_with_its_own_report(tmp_path: Path) 
         assert summary["documents"] == {"requested": 1, "put": 1, "skippedUnchanged": 0, "failed": 0}
         assert rows(failures) == []
         assert_settled(box)
+
+
+def test_indexing_not_confirmed_in_the_window_is_a_failure_and_resent(tmp_path):
+    check_indexing_unconfirmed("sqs", tmp_path)
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,8 @@ mapping records them as the function's (``AwsCall.via == "event source mapping"`
   summary request and whose restart of the waiting job are lost: the watchdog (run by the sandbox when
   the pipeline goes quiet) requests the summary and restarts the waiting job.
 - ``dead-letter``: every Kendra write crashes its worker after Kendra accepted it, so a put part and a
-  delete part exhaust their receives and the dead-letter handler completes them from both DLQs. Its
+  delete part exhaust their receives and the dead-letter handler settles them from both DLQs by asking
+  Kendra what it holds (BatchGetDocumentStatus) and records what was put in the documents table. Its
   summary request is then run here: the first attempt dies after archiving the manifest, and Lambda's
   retry (same request id) must get NoSuchKey for it.
 - ``s3``: documentMode s3 (put_worker passes the Kendra access role).
@@ -39,7 +40,7 @@ import json
 import sys
 import threading
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
@@ -86,6 +87,10 @@ EXCEPTIONS: dict[tuple[str, str, str], str] = {
     **{("*", "UseStackKey", a): "S3, DynamoDB, SNS and SQS call KMS on the caller's behalf (the stack key with"
        " encryption=kms; the sqs summarizer publishes to the topic, encrypted with its own key in every"
        " configuration); never a direct call (and moto makes none)" for a in ("kms:Decrypt", "kms:GenerateDataKey")},
+    ("aggregate_failures", "DocumentsTable", "dynamodb:BatchWriteItem"): "forgets documents whose"
+    " verification was cut short by a crash of VerifyIndexing (IndexingUnconfirmed, sent again next time): no"
+    " end-to-end run crashes that step; tests/functions/test_finish.py::"
+    "test_verification_cut_short_reports_unconfirmed_and_forgets_them covers the path",
     ("watchdog", "LockTable", "dynamodb:DeleteItem"): "releases the source lock of a finished run only when its"
     " summarizer died between finishing the run and releasing the lock: no end-to-end run can kill a handler"
     " mid-call; tests/functions/test_fanin.py::test_watchdog_summarizes_complete_jobs_and_starts_waiting_ones"
@@ -329,7 +334,10 @@ def _sqs_dead_letter_run(tmp: Path) -> Run:
         box.wait([job])
         summary, failures = box.report(job)
         assert_conserved(summary, failures)
-        assert Counter(r["errorCode"] for r in rows(failures)) == {"DeadLettered": 4}
+        # Kendra accepted every part before its worker died: the dead-letter handler settles them from
+        # what Kendra holds (BatchGetDocumentStatus), so nothing is misreported as DeadLettered.
+        assert rows(failures) == [], rows(failures)
+        assert summary["documents"]["put"] == 3 and summary["deletes"]["deleted"] == 1
         return _freeze("dead-letter", box, crashes=True)
 
 
