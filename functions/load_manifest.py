@@ -6,7 +6,7 @@ from kendra_ingest.runtime import logger, settings
 
 @logger.inject_lambda_context
 def handler(event: dict, context: object) -> dict:
-    settings("load_manifest")
-    loaded = job.load(event.get("event", event), store.read)
+    s = settings("load_manifest")
+    loaded = job.load(event.get("event", event), store.read, sources=s.sources)
     logger.info("manifest loaded", extra={"jobId": loaded.job_id, "error": loaded.error})
     return {"job": loaded.dump(), "runId": loaded.run_id}

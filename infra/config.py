@@ -9,6 +9,7 @@ names the key, what was given and the command that fixes it, for example::
 from __future__ import annotations
 
 import json
+import re
 from typing import Annotated, Any, Literal
 
 import pulumi
@@ -65,6 +66,11 @@ MIN_ESM_CONCURRENCY, MAX_ESM_CONCURRENCY = 2, 1000
 KENDRA_INDEX_ID_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9-]{35}$"
 #: botocore's DataSourceId shape: 1-100 characters.
 KENDRA_DATA_SOURCE_ID_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_-]{0,99}$"
+#: A registered source's name (it becomes part of IAM policy names): 1-64 letters, digits, ``.``, ``_``, ``-``.
+SOURCE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+#: One segment of a source's key prefix (S3's safe characters; never ``.`` or ``..``).
+PREFIX_SEGMENT_PATTERN = r"^[A-Za-z0-9._-]+$"
+MAX_SOURCE_PREFIX_LENGTH = 512
 # Pragmatic: one "@", no spaces, a dot in the domain. SNS confirms the address by mail anyway.
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
@@ -75,9 +81,33 @@ class ConfigError(pulumi.RunError):
     """A stack configuration value is missing or invalid (Pulumi prints a RunError without a traceback)."""
 
 
-def _key(alias: str, rule: str, fix: str, default: Any = ..., **constraints: Any) -> Any:
-    """A config key: its rule (completes "must be ...") and the ``pulumi config set`` arguments fixing it."""
-    return Field(default, alias=alias, description=rule, json_schema_extra={"fix": fix}, **constraints)
+def _key(
+    alias: str, rule: str, fix: str, default: Any = ..., *, explain: bool = False, **constraints: Any
+) -> Any:
+    """A config key: its rule (completes "must be ...") and the ``pulumi config set`` arguments fixing it.
+
+    ``explain`` adds the validator's reason to the message (for rules too long to state in full).
+    """
+    extra = {"fix": fix, "explain": explain}
+    return Field(default, alias=alias, description=rule, json_schema_extra=extra, **constraints)
+
+
+def normalise_prefix(prefix: str) -> str:
+    """A source prefix without surrounding slashes; raises ``ValueError`` naming what is wrong."""
+    clean = prefix.strip().strip("/")
+    if not clean:
+        raise ValueError("a prefix must not be empty (the whole bucket is no source's)")
+    if len(clean) > MAX_SOURCE_PREFIX_LENGTH:
+        raise ValueError(f"a prefix is at most {MAX_SOURCE_PREFIX_LENGTH} characters")
+    for segment in clean.split("/"):
+        if segment in ("", ".", "..") or not re.match(PREFIX_SEGMENT_PATTERN, segment):
+            raise ValueError(f"prefix {prefix!r}: segments are letters, digits, '.', '_' or '-' (not . or ..)")
+    return clean
+
+
+def nested(outer: str, inner: str) -> bool:
+    """True when the (normalised) prefix ``inner`` equals ``outer`` or lies under it, segment-wise."""
+    return inner == outer or inner.startswith(outer + "/")
 
 
 class StackConfig(BaseModel):
@@ -176,6 +206,17 @@ class StackConfig(BaseModel):
         None,
         pattern=settings.LANGUAGE_CODE_PATTERN,
     )
+    sources: dict[str, str] | None = _key(
+        "sources",
+        "a map of source name (1-64 letters, digits, '.', '_' or '-') to a key prefix of its own "
+        "(no prefix inside another)",
+        "--path 'sources.<source>' <prefix> (e.g. --path 'sources.hr' teams/hr; "
+        "pulumi config rm --path 'sources.<source>' drops one)",
+        None,
+        explain=True,
+    )
+    protect_data: bool = _key("protectData", "true or false", "protectData true", True)
+    access_logs: bool = _key("accessLogs", "true or false", "accessLogs true", True)
     lambda_memory_mb: int | None = _key(
         "lambdaMemoryMb",
         f"an integer {MIN_LAMBDA_MEMORY_MB}-{MAX_LAMBDA_MEMORY_MB}, the MB of every function",
@@ -191,6 +232,24 @@ class StackConfig(BaseModel):
         if value not in LOG_RETENTION_DAYS:
             raise ValueError("not a CloudWatch Logs retention value")
         return value
+
+    @field_validator("sources")
+    @classmethod
+    def _sources_own_disjoint_prefixes(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        if not value:
+            return None  # an empty map registers nothing: any prefix may hold a job
+        clean: dict[str, str] = {}
+        for source, prefix in sorted(value.items()):
+            if not re.match(SOURCE_NAME_PATTERN, source):
+                raise ValueError(f"source name {source!r} is not 1-64 letters, digits, '.', '_' or '-'")
+            clean[source] = normalise_prefix(prefix)
+        names = list(clean)
+        for n, first in enumerate(names):
+            for second in names[n + 1 :]:
+                a, b = clean[first], clean[second]
+                if nested(a, b) or nested(b, a):
+                    raise ValueError(f"the prefixes of {first} ({a}) and {second} ({b}) overlap")
+        return clean
 
     @field_validator("max_request_bytes")
     @classmethod
@@ -209,11 +268,15 @@ def load(config: pulumi.Config, *, stack: str) -> StackConfig:
     """Read and validate the ``kendra-ingestion:`` namespace; raise :class:`ConfigError` on the first
     bad or missing key. ``option`` defaults to the stack name when the stack is called sfn or sqs.
     """
-    raw: dict[str, Any] = {key: value for key in KEYS if (value := config.get(key)) is not None}
+    # An empty value is unset: Pulumi.yaml declares optional keys with default "" (a declared key without a
+    # default would be required by Pulumi).
+    raw: dict[str, Any] = {key: value for key in KEYS if (value := config.get(key)) not in (None, "")}
     if "option" not in raw and stack in OPTIONS:
         raw["option"] = stack
     if "notificationEmails" in raw:
         raw["notificationEmails"] = _as_list(raw["notificationEmails"])
+    if "sources" in raw:
+        raw["sources"] = _as_json(raw["sources"])
     try:
         return StackConfig.model_validate(raw)
     except ValidationError as exc:
@@ -229,15 +292,26 @@ def _as_list(value: str) -> Any:
     return parsed if isinstance(parsed, list) else value
 
 
+def _as_json(value: str) -> Any:
+    """A structured value (``--path`` keys are stored as JSON); a string that is no JSON stays as is."""
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return value
+
+
 def _message(error: Any, raw: dict[str, Any], stack: str) -> str:
     key = str(error["loc"][0]) if error["loc"] else "option"
     field = next(f for f in StackConfig.model_fields.values() if f.alias == key)
-    fix = (field.json_schema_extra or {})["fix"]  # type: ignore[index]
+    extra: dict[str, Any] = field.json_schema_extra or {}  # type: ignore[assignment]
+    fix = extra["fix"]
     got = raw.get(key)
     if got is None:
         shown = "nothing"
         if key == "option":
             shown += f"; required because stack {stack!r} is not named sfn or sqs"
     else:
-        shown = json.dumps(got) if isinstance(got, list) else str(got)
+        shown = json.dumps(got) if isinstance(got, list | dict) else str(got)
+    if extra.get("explain") and error["type"] == "value_error":
+        shown += ": " + str(error["msg"]).removeprefix("Value error, ")
     return f"{NAMESPACE}:{key} must be {field.description} (got {shown}); fix: pulumi config set {fix}"

@@ -6,6 +6,8 @@ from __future__ import annotations
 ABORT_INCOMPLETE_UPLOAD_DAYS = 7
 #: S3: how long an overwritten or deleted version of a report stays recoverable.
 NONCURRENT_VERSION_DAYS = 30
+#: S3: how long server access logs are kept (accessLogs).
+ACCESS_LOG_EXPIRATION_DAYS = 365
 #: The reports-bucket prefix of archived manifests (``_archive/<jobId>/manifest.json``).
 ARCHIVE_PREFIX = "_archive/"
 
@@ -27,6 +29,8 @@ SNS_MANAGED_KEY = "alias/aws/sns"
 
 #: CloudWatch: every alarm looks at 5-minute sums.
 ALARM_PERIOD_SECONDS = 300
+#: CloudWatch: the dashboard's graphs plot 5-minute points.
+DASHBOARD_PERIOD_SECONDS = 300
 #: An SQS message older than this means the workers are stuck or starved.
 OLDEST_MESSAGE_AGE_ALARM_SECONDS = 3600
 

@@ -26,10 +26,9 @@ MIN_MEMORY_MB, MAX_MEMORY_MB = 128, 10240
 MAX_TIMEOUT_S = 900
 LAMBDA_PRINCIPAL = "lambda.amazonaws.com"
 
-#: Powertools reads these; every function gets them.
+#: Powertools reads these; every function gets them (and its stack's metric namespace, ``links.metrics()``).
 POWERTOOLS_ENV: Mapping[str, str] = {
-    "POWERTOOLS_SERVICE_NAME": "kendra-ingestion",
-    "POWERTOOLS_METRICS_NAMESPACE": "KendraIngestion",
+    "POWERTOOLS_SERVICE_NAME": settings.METRICS_SERVICE,
     "LOG_LEVEL": "INFO",
 }
 

@@ -10,6 +10,7 @@ Example::
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -18,6 +19,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.config import StackConfig
+from infra.contract import settings
 from infra.iam import Statement
 from infra.state import BY_SOURCE_INDEX
 
@@ -164,6 +166,7 @@ class StackLinks:
     key_arn: pulumi.Output[str] | None = None
     kms: tuple[Statement, ...] = ()  # ``use_key(key_arn)``, made once
     topic_kms: tuple[Statement, ...] = ()  # ``use_key`` of the topic's key (a key of its own unless kms)
+    metrics_namespace: str = settings.DEFAULT_METRICS_NAMESPACE  # ``settings.metrics_namespace(prefix)``
 
     def settings(self) -> Link:
         """Values of the stack configuration (no resource, no statement)."""
@@ -181,8 +184,17 @@ class StackLinks:
                 "DELETE_SHARDS": str(c.delete_concurrency),
                 # Only when configured: the planners then record it on every document they plan.
                 **({"DEFAULT_LANGUAGE_CODE": c.default_language_code} if c.default_language_code else {}),
+                # Registered sources (tenancy): only where configured, so an unset key changes nothing.
+                **({"SOURCES": json.dumps(c.sources, sort_keys=True)} if c.sources else {}),
             }
         )
+
+    def metrics(self) -> Link:
+        """The stack's metric namespace (``POWERTOOLS_METRICS_NAMESPACE``); every function gets it.
+
+        No statement: ``cloudwatch:PutMetricData`` is not needed, Powertools writes metrics as EMF log lines.
+        """
+        return Link(env={"POWERTOOLS_METRICS_NAMESPACE": self.metrics_namespace})
 
     def ingestion(self, *, bucket_actions: tuple[str, ...] = (), objects: tuple[str, ...] = ()) -> Link:
         """The ingestion bucket (``INGESTION_BUCKET``)."""
@@ -234,6 +246,11 @@ class StackLinks:
             env={"DOCUMENTS_TABLE": self.documents_table.name},
             statements=(Statement(sid="DocumentsBySource", actions=("dynamodb:Query",), resources=(index_arn,)),),
         )
+    def sender_documents(self) -> Link:
+        """The documents table of a function that sends parts: it records outcomes (BatchWriteItem) and,
+        with registered sources, reads the owners of a part's documents right before sending it."""
+        owners = ("dynamodb:BatchGetItem",) if self.config.sources else ()
+        return self.documents("dynamodb:BatchWriteItem", *owners)
 
     def notifications(self) -> Link:
         """Publishing to the notification topic (``TOPIC_ARN``)."""

@@ -11,6 +11,8 @@ MAX_FUNCTION_NAME_LENGTH = 64
 MAX_QUEUE_NAME_LENGTH = 80
 #: Step Functions state machine names are at most 80 characters.
 MAX_STATE_MACHINE_NAME_LENGTH = 80
+#: CloudWatch dashboard names are at most 255 characters (letters, digits, ``-``, ``_``).
+MAX_DASHBOARD_NAME_LENGTH = 255
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9-]+")
 _DIGEST_LENGTH = 6

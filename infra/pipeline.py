@@ -10,7 +10,7 @@ import pulumi
 from infra.config import StackConfig
 from infra.function import FunctionArgs, FunctionSpec, LambdaFunction
 from infra.links import StackLinks
-from infra.monitoring import Watch, function_watches
+from infra.monitoring import Graph, Watch, function_watches
 from infra.naming import MAX_FUNCTION_NAME_LENGTH, physical_name
 
 
@@ -28,10 +28,12 @@ class PipelineArgs:
 
 
 class Pipeline(pulumi.ComponentResource):
-    """Base of the two options: holds the functions (by handler), the extra watches and the outputs."""
+    """Base of the two options: holds the functions (by handler), the extra watches, the option's
+    dashboard graphs and the outputs."""
 
     functions: dict[str, LambdaFunction]
     watches: tuple[Watch, ...]
+    graphs: tuple[Graph, ...]
     outputs: dict[str, pulumi.Input[str]]
 
     def __init__(
@@ -42,11 +44,14 @@ class Pipeline(pulumi.ComponentResource):
         self._args = args
         self.functions = {}
         self.watches = ()
+        self.graphs = ()
         self.outputs = {}
 
     def add_function(self, spec: FunctionSpec) -> LambdaFunction:
-        """Deploy ``spec`` (``lambdaMemoryMb``, when configured, overrides every function's memory)."""
+        """Deploy ``spec`` (``lambdaMemoryMb``, when configured, overrides every function's memory); every
+        function also gets the stack's metric namespace."""
         args = self._args
+        spec = dataclasses.replace(spec, links=(*spec.links, args.links.metrics()))
         if args.config.lambda_memory_mb is not None:
             spec = dataclasses.replace(spec, memory_mb=args.config.lambda_memory_mb)
         function = LambdaFunction(

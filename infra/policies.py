@@ -32,6 +32,10 @@ KEY = "aws:kms/key:Key"
 ALIAS = "aws:kms/alias:Alias"
 MAPPING = "aws:lambda/eventSourceMapping:EventSourceMapping"
 STATE_MACHINE = "aws:sfn/stateMachine:StateMachine"
+BUCKET_LOGGING = "aws:s3/bucketLogging:BucketLogging"
+BUCKET_POLICY = "aws:s3/bucketPolicy:BucketPolicy"
+#: S3's server access log delivery (bucket-policy based, no ACL).
+LOG_DELIVERY_SERVICE = "logging.s3.amazonaws.com"
 
 #: Statement ids allowed ``Resource: "*"``, and why.
 WILDCARD_RESOURCE_ALLOWED = {
@@ -47,6 +51,7 @@ WILDCARD_ACTION_ALLOWED = {
 #: Which input holds a policy document, per resource type.
 POLICY_INPUTS = {
     "aws:iam/rolePolicy:RolePolicy": "policy",
+    "aws:iam/policy:Policy": "policy",
     "aws:s3/bucketPolicy:BucketPolicy": "policy",
     "aws:sqs/queuePolicy:QueuePolicy": "policy",
     "aws:sns/topicPolicy:TopicPolicy": "policy",
@@ -181,12 +186,19 @@ def _stack_keys(resources: Sequence[Declared]) -> set[str]:
     return {k.state.get("arn") for k in _of(resources, KEY) if k.state.get("keyId") not in topic_key_ids}
 
 
+def _log_targets(resources: Sequence[Declared]) -> set[str]:
+    """Names of the buckets that receive S3 server access logs."""
+    return {str(r.inputs.get("targetBucket")) for r in _of(resources, BUCKET_LOGGING)}
+
+
 def encrypted_at_rest(resources: Sequence[Declared]) -> list[str]:
     """Buckets, queues, topics and tables are encrypted; with a stack key, all of them use it.
 
-    The topic always has a customer managed key (CloudWatch alarms cannot use ``alias/aws/sns``).
+    The topic always has a customer managed key (CloudWatch alarms cannot use ``alias/aws/sns``). A bucket
+    receiving server access logs is SSE-S3 (AES256): S3 cannot deliver access logs to an SSE-KMS bucket.
     """
     keys = _stack_keys(resources)
+    log_targets = _log_targets(resources)
     topic_keys = {k.state.get("arn") for k in _of(resources, KEY)}
     violations = []
     sse = _of(resources, "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration")
@@ -199,6 +211,9 @@ def encrypted_at_rest(resources: Sequence[Declared]) -> list[str]:
         ]
         if not any(d.get("sseAlgorithm") in ("AES256", "aws:kms") for d in defaults):
             violations.append(f"encryption: bucket {bucket.name} has no default encryption")
+        elif bucket.state.get("bucket") in log_targets:
+            if not all(d.get("sseAlgorithm") == "AES256" for d in defaults):
+                violations.append(f"encryption: access-log bucket {bucket.name} must be SSE-S3 (AES256)")
         elif keys and not any(d.get("kmsMasterKeyId") in keys for d in defaults):
             violations.append(f"encryption: bucket {bucket.name} does not use the stack key")
     for queue in _of(resources, QUEUE):
@@ -232,6 +247,66 @@ def no_acls(resources: Sequence[Declared]) -> list[str]:
             for c in controls
         ):
             violations.append(f"no-acls: bucket {bucket.name} does not enforce bucket-owner ownership")
+    return violations
+
+
+def _source_arns(statement: dict[str, Any]) -> list[Any]:
+    return _as_list(((statement.get("Condition") or {}).get("ArnLike") or {}).get("aws:SourceArn"))
+
+
+def _source_account(statement: dict[str, Any]) -> Any:
+    return ((statement.get("Condition") or {}).get("StringEquals") or {}).get("aws:SourceAccount")
+
+
+def access_logged(resources: Sequence[Declared]) -> list[str]:
+    """Every bucket but the logs bucket sends server access logs to a bucket of the stack, which lets only
+    S3's logging service write them, only for those buckets (``aws:SourceArn``) and this account."""
+    buckets = {b.state.get("bucket"): b for b in _of(resources, BUCKET)}
+    arns = {name: b.state.get("arn") for name, b in buckets.items()}
+    targets = _log_targets(resources)
+    logging = {r.inputs.get("bucket"): r.inputs.get("targetBucket") for r in _of(resources, BUCKET_LOGGING)}
+    violations = []
+    for name, bucket in buckets.items():
+        if name in targets:
+            continue
+        target = logging.get(name)
+        if target not in buckets:
+            violations.append(f"access-logs: bucket {bucket.name} sends no server access logs to a stack bucket")
+            continue
+        allowed = [
+            statement
+            for policy in _of(resources, BUCKET_POLICY)
+            if policy.inputs.get("bucket") == target
+            for _, statement in statements([policy])
+            if statement.get("Effect") == "Allow"
+            and (statement.get("Principal") or {}).get("Service") == LOG_DELIVERY_SERVICE
+        ]
+        scoped = [st for st in allowed if arns.get(name) in _source_arns(st) and _as_list(st.get("Action")) == [
+            "s3:PutObject"]]
+        unscoped = [st for st in allowed if not _source_arns(st) or not _source_account(st)]
+        if not scoped or unscoped:
+            violations.append(
+                f"access-logs: logs bucket of {bucket.name} does not limit log delivery to it (aws:SourceArn) "
+                "and the account (aws:SourceAccount)"
+            )
+    return violations
+
+
+#: Resource types that hold data the index cannot rebuild (documents, reports, the ledger, the locks).
+DATA_TYPES = (BUCKET, TABLE)
+
+
+def data_protected(resources: Sequence[Declared]) -> list[str]:
+    """Buckets and tables are ``protect``ed and retained on delete; tables have deletion protection."""
+    violations = []
+    for resource in resources:
+        if resource.type not in DATA_TYPES:
+            continue
+        options = getattr(resource, "options", None) or {}
+        if not (options.get("protect") and options.get("retain_on_delete")):
+            violations.append(f"protect: {resource.type} {resource.name} is not protected and retained on delete")
+        if resource.type == TABLE and not resource.inputs.get("deletionProtectionEnabled"):
+            violations.append(f"protect: table {resource.name} has no deletion protection")
     return violations
 
 
@@ -376,6 +451,8 @@ RULES: tuple[Rule, ...] = (
     topics_tls_only,
     encrypted_at_rest,
     no_acls,
+    access_logged,
+    data_protected,
     tables_have_pitr,
     no_wildcard_actions,
     wildcard_resources_allowlisted,

@@ -21,7 +21,7 @@ from pydantic.alias_generators import to_camel
 from infra.events import EVENTS_PRINCIPAL, lambda_target, manifest_rule
 from infra.function import FunctionSpec
 from infra.iam import LOG_DELIVERY_SID, XRAY_STATEMENT, Statement, service_role
-from infra.monitoring import Watch
+from infra.monitoring import Graph, Line, Watch
 from infra.naming import MAX_STATE_MACHINE_NAME_LENGTH, physical_name
 from infra.pipeline import Pipeline, PipelineArgs
 
@@ -126,7 +126,7 @@ class SfnPipeline(Pipeline):
                     links.reports(objects=(PUT,)),
                     # Whether an earlier part of the run found the Kendra index full, or records it.
                     links.lock("dynamodb:GetItem", "dynamodb:PutItem"),
-                    links.documents("dynamodb:BatchWriteItem"),
+                    links.sender_documents(),
                     # DescribeIndex: the index's DATE_VALUE fields, to type the documents' attributes.
                     links.index(
                         "kendra:BatchPutDocument",
@@ -321,6 +321,15 @@ class SfnPipeline(Pipeline):
                 dimensions={"StateMachineArn": self.state_machine.arn},
             )
             for metric in ("ExecutionsFailed", "ExecutionsTimedOut")
+        )
+        machine = {"StateMachineArn": self.state_machine.arn}
+        self.graphs += (
+            Graph(title="Executions", lines=tuple(
+                Line(namespace="AWS/States", metric_name=f"Executions{status}", dimensions=machine, label=status)
+                for status in ("Started", "Succeeded", "Failed", "TimedOut", "Aborted"))),
+            Graph(title="Execution time (ms)", lines=tuple(
+                Line(namespace="AWS/States", metric_name="ExecutionTime", dimensions=machine, statistic=stat)
+                for stat in ("Average", "Maximum"))),
         )
         self.outputs = {"state_machine_arn": self.state_machine.arn}
         self.register_outputs(self.outputs)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from infra.contract import settings
 from infra.defaults import (
     DLQ_RETENTION_SECONDS,
     KMS_DATA_KEY_REUSE_SECONDS,
@@ -24,7 +25,7 @@ from infra.events import lambda_target, manifest_rule
 from infra.function import FunctionSpec, LambdaFunction
 from infra.iam import policy_document, tls_only_statement
 from infra.links import CONSUME_QUEUE, function, function_named, queue
-from infra.monitoring import Watch
+from infra.monitoring import Graph, Line, Watch
 from infra.naming import MAX_FUNCTION_NAME_LENGTH, MAX_QUEUE_NAME_LENGTH, physical_name
 from infra.pipeline import Pipeline, PipelineArgs
 
@@ -123,7 +124,7 @@ class SqsPipeline(Pipeline):
                     # DescribeIndex: the index's DATE_VALUE fields, to type the documents' attributes.
                     links.index("kendra:BatchPutDocument", "kendra:DescribeIndex", pass_role=True),
                     links.lock(*LOCK_WRITE),
-                    links.documents("dynamodb:BatchWriteItem"),
+                    links.sender_documents(),
                     links.reports(objects=(PUT,)),
                     queue(self.put.queue, env=None, label="put", actions=CONSUME_QUEUE, kms=kms),
                     summarize,
@@ -141,7 +142,7 @@ class SqsPipeline(Pipeline):
                     links.ingestion(),
                     links.index("kendra:BatchDeleteDocument"),
                     links.lock(*LOCK_WRITE),
-                    links.documents("dynamodb:BatchWriteItem"),
+                    links.sender_documents(),
                     links.reports(objects=(PUT,)),
                     queue(self.delete.queue, env=None, label="delete", actions=CONSUME_QUEUE, kms=kms),
                     summarize,
@@ -233,10 +234,23 @@ class SqsPipeline(Pipeline):
             Watch(
                 name="unreadable-dead-letters",
                 description="a dead letter that names no known job was quarantined under _deadletters/",
-                namespace="KendraIngestion",
-                metric_name="UnreadableDeadLetters",
-                dimensions={"service": "kendra-ingestion"},
+                namespace=args.links.metrics_namespace,
+                metric_name=settings.UNREADABLE_DEAD_LETTERS,
+                dimensions={"service": settings.METRICS_SERVICE},
             ),
+        )
+        queues = {"put": self.put.queue, "delete": self.delete.queue}
+        dlqs = {"put DLQ": self.put.dlq, "delete DLQ": self.delete.dlq}
+
+        def lines(metric: str, targets: dict[str, aws.sqs.Queue]) -> tuple[Line, ...]:
+            return tuple(Line(namespace="AWS/SQS", metric_name=metric, dimensions={"QueueName": q.name},
+                              statistic="Maximum", label=label) for label, q in targets.items())
+
+        self.graphs += (
+            Graph(title="Queue depth (messages waiting)",
+                  lines=lines("ApproximateNumberOfMessagesVisible", {**queues, **dlqs})),
+            Graph(title="Messages in flight", lines=lines("ApproximateNumberOfMessagesNotVisible", queues)),
+            Graph(title="Oldest message age (s)", lines=lines("ApproximateAgeOfOldestMessage", queues)),
         )
         self.outputs = {
             "put_queue_url": self.put.queue.url,

@@ -10,10 +10,11 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.config import StackConfig
+from infra.contract import settings
 from infra.encryption import StackKey, StackKeyArgs
 from infra.kendra import KendraTarget, KendraTargetArgs
 from infra.links import StackLinks, use_key
-from infra.monitoring import Monitoring, MonitoringArgs
+from infra.monitoring import Monitoring, MonitoringArgs, function_graphs
 from infra.notifications import Notifications, NotificationsArgs
 from infra.packaging import build_code_archive, dependencies_layer
 from infra.pipeline import Pipeline, PipelineArgs
@@ -21,6 +22,7 @@ from infra.sfn_pipeline import SfnPipeline
 from infra.sqs_pipeline import SqsPipeline
 from infra.state import State, StateArgs
 from infra.storage import Storage, StorageArgs
+from infra.tenancy import SourceWriters, SourceWritersArgs
 
 #: Where a job's manifest goes, under any prefix P of the ingestion bucket (DESIGN section 5).
 MANIFEST_KEY_PATTERN = "<prefix>/_control/manifest.json"
@@ -63,10 +65,16 @@ class KendraIngestion(pulumi.ComponentResource):
         ).key.arn
         storage = Storage(
             "storage",
-            StorageArgs(archive_expiration_days=config.archive_expiration_days, kms_key_arn=key_arn),
+            StorageArgs(
+                archive_expiration_days=config.archive_expiration_days,
+                kms_key_arn=key_arn,
+                protect=config.protect_data,
+                access_logs=config.access_logs,
+                account_id=account_id,
+            ),
             opts=child,
         )
-        state = State("state", StateArgs(kms_key_arn=key_arn), opts=child)
+        state = State("state", StateArgs(kms_key_arn=key_arn, protect=config.protect_data), opts=child)
         notifications = Notifications(
             "notifications",
             NotificationsArgs(
@@ -99,6 +107,7 @@ class KendraIngestion(pulumi.ComponentResource):
             key_arn=key_arn,
             kms=kms,
             topic_kms=use_key(topic_key_arn),
+            metrics_namespace=settings.metrics_namespace(args.prefix),
         )
 
         layer = aws.lambda_.LayerVersion(
@@ -122,9 +131,19 @@ class KendraIngestion(pulumi.ComponentResource):
         pipeline: Pipeline = (SfnPipeline if config.option == "sfn" else SqsPipeline)(
             config.option, pipeline_args, opts=child
         )
-        Monitoring(
+        monitoring = Monitoring(
             "monitoring",
-            MonitoringArgs(topic_arn=notifications.topic.arn, watches=pipeline.watches),
+            MonitoringArgs(
+                topic_arn=notifications.topic.arn,
+                watches=pipeline.watches,
+                prefix=args.prefix,
+                region=region,
+                graphs=(
+                    *pipeline.graphs,
+                    *function_graphs({h: f.function for h, f in pipeline.functions.items()}),
+                ),
+                metrics_namespace=links.metrics_namespace,
+            ),
             opts=child,
         )
 
@@ -138,6 +157,20 @@ class KendraIngestion(pulumi.ComponentResource):
             "documents_table": state.documents_table.name,
             "kendra_index_id": config.kendra_index_id,
             "function_names": {handler: f.function.name for handler, f in pipeline.functions.items()},
+            "dashboard_name": monitoring.dashboard.dashboard_name,
             **pipeline.outputs,
         }
+        if config.sources:
+            writers = SourceWriters(
+                "source-writers",
+                SourceWritersArgs(
+                    sources=config.sources,
+                    ingestion_bucket=storage.ingestion,
+                    name_prefix=args.prefix,
+                    region=region,
+                    key_arn=key_arn,
+                ),
+                opts=child,
+            )
+            self.outputs["source_writer_policies"] = {s: p.arn for s, p in writers.policies.items()}
         self.register_outputs(self.outputs)

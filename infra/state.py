@@ -19,10 +19,13 @@ class StateArgs:
     """``kms_key_arn`` None means DynamoDB's default encryption at rest (AWS owned key)."""
 
     kms_key_arn: pulumi.Output[str] | None = None
+    #: ``protectData``: tables are ``protect``ed, retained on delete and have deletion protection.
+    protect: bool = False
 
 
 class State(pulumi.ComponentResource):
-    """Two on-demand tables with point-in-time recovery, TTL and encryption at rest."""
+    """Two on-demand tables with point-in-time recovery, TTL and encryption at rest; with ``protect``
+    neither ``pulumi destroy`` nor a replacement deletes them (the ledger is the index's only inventory)."""
 
     lock_table: aws.dynamodb.Table
     documents_table: aws.dynamodb.Table
@@ -70,6 +73,9 @@ class State(pulumi.ComponentResource):
                 if key is not None
                 else None
             ),
-            opts=pulumi.ResourceOptions(parent=self),
+            deletion_protection_enabled=self._args.protect,
+            opts=pulumi.ResourceOptions(
+                parent=self, protect=self._args.protect, retain_on_delete=self._args.protect
+            ),
             **extra,  # type: ignore[arg-type]
         )

@@ -1,15 +1,32 @@
 """The ingestion bucket (documents and manifests arrive here) and the reports bucket (reports and
-archived manifests), both locked down the same way: no ACLs, no public access, TLS only, encrypted."""
+archived manifests), both locked down the same way: no ACLs, no public access, TLS only, encrypted.
+
+With ``accessLogs`` both send S3 server access logs to a third bucket, locked down the same way; S3's
+logging service writes there through its bucket policy (``logging.s3.amazonaws.com``, limited to each
+source bucket by ``aws:SourceArn`` and to the account by ``aws:SourceAccount``), so no ACL is needed.
+The logs bucket is SSE-S3 even with encryption=kms: S3 cannot deliver access logs to an SSE-KMS bucket.
+With ``protectData`` every bucket is ``protect``ed and retained on delete: ``pulumi destroy``, a rename
+or a replacement never deletes documents, reports or logs.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
 
-from infra.defaults import ABORT_INCOMPLETE_UPLOAD_DAYS, ARCHIVE_PREFIX, NONCURRENT_VERSION_DAYS
-from infra.iam import policy_document, tls_only_statement
+from infra.defaults import (
+    ABORT_INCOMPLETE_UPLOAD_DAYS,
+    ACCESS_LOG_EXPIRATION_DAYS,
+    ARCHIVE_PREFIX,
+    NONCURRENT_VERSION_DAYS,
+)
+from infra.iam import Statement, policy_document, tls_only_statement
+
+#: The service principal that delivers S3 server access logs (bucket-policy based delivery).
+LOG_DELIVERY_PRINCIPAL = "logging.s3.amazonaws.com"
 
 Rule = aws.s3.BucketLifecycleConfigurationRuleArgs
 
@@ -20,6 +37,11 @@ class StorageArgs:
 
     archive_expiration_days: int
     kms_key_arn: pulumi.Output[str] | None = None
+    #: ``protectData``: buckets are ``protect``ed and retained on delete.
+    protect: bool = False
+    #: ``accessLogs``: server access logs of both buckets go to a logs bucket (needs ``account_id``).
+    access_logs: bool = False
+    account_id: pulumi.Input[str] | None = None
 
 
 def _everything(rule_id: str, **action: object) -> Rule:
@@ -48,15 +70,30 @@ COMMON_RULES = (
 )
 
 
+def log_delivery_statement(
+    label: str, logs_arn: pulumi.Input[str], prefix: str, source: aws.s3.Bucket, account_id: pulumi.Input[str]
+) -> Statement:
+    """Let S3's logging service write ``source``'s access logs under ``prefix`` of the logs bucket, only."""
+    return Statement(
+        sid=f"S3ServerAccessLogs{label.capitalize()}",
+        principal={"Service": LOG_DELIVERY_PRINCIPAL},
+        actions=("s3:PutObject",),
+        resources=(pulumi.Output.concat(logs_arn, "/", prefix, "*"),),
+        condition={"ArnLike": {"aws:SourceArn": source.arn}, "StringEquals": {"aws:SourceAccount": account_id}},
+    )
+
+
 class Storage(pulumi.ComponentResource):
-    """Two buckets; the ingestion bucket sends its events to EventBridge."""
+    """Two buckets (three with access logs); the ingestion bucket sends its events to EventBridge."""
 
     ingestion: aws.s3.Bucket
     reports: aws.s3.Bucket
+    logs: aws.s3.Bucket | None
 
     def __init__(self, name: str, args: StorageArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("kendra-ingestion:index:Storage", name, None, opts)
         self._args = args
+        self._policies: dict[aws.s3.Bucket, aws.s3.BucketPolicy] = {}
         self.ingestion = self._bucket(f"{name}-ingestion", COMMON_RULES, versioned=False)
         aws.s3.BucketNotification(
             f"{name}-ingestion-events",
@@ -74,11 +111,52 @@ class Storage(pulumi.ComponentResource):
         )
         # Versioned: a report overwritten by a re-run stays recoverable for NONCURRENT_VERSION_DAYS.
         self.reports = self._bucket(f"{name}-reports", (archive_rule, *COMMON_RULES), versioned=True)
+        self.logs = self._access_logs(name) if args.access_logs else None
         self.register_outputs({"ingestion": self.ingestion.bucket, "reports": self.reports.bucket})
 
-    def _bucket(self, name: str, rules: tuple[Rule, ...], *, versioned: bool) -> aws.s3.Bucket:
+    def _access_logs(self, name: str) -> aws.s3.Bucket:
+        """The logs bucket and the logging configuration of the two others (``ingestion/``, ``reports/``)."""
+        if self._args.account_id is None:
+            raise ValueError("Storage: access_logs needs account_id (the log delivery policy names it)")
+        sources = {"ingestion": self.ingestion, "reports": self.reports}
+        expire = _everything(
+            "expire-access-logs",
+            expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(days=ACCESS_LOG_EXPIRATION_DAYS),
+        )
+
+        def delivery(logs: aws.s3.Bucket) -> list[Statement]:
+            account = self._args.account_id
+            assert account is not None
+            return [log_delivery_statement(label, logs.arn, f"{label}/", source, account)
+                    for label, source in sources.items()]
+
+        logs = self._bucket(f"{name}-access-logs", (expire, *COMMON_RULES), versioned=False, kms=False,
+                            extra_statements=delivery)
+        for label, source in sources.items():
+            aws.s3.BucketLogging(
+                f"{name}-{label}-access-logging",
+                bucket=source.id,
+                target_bucket=logs.id,
+                target_prefix=f"{label}/",
+                # The policy first: S3 checks that the logging service may write to the target.
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self._policies[logs]]),
+            )
+        return logs
+
+    def _bucket(
+        self,
+        name: str,
+        rules: tuple[Rule, ...],
+        *,
+        versioned: bool,
+        kms: bool = True,
+        extra_statements: Callable[[aws.s3.Bucket], list[Statement]] | None = None,
+    ) -> aws.s3.Bucket:
         child = pulumi.ResourceOptions(parent=self)
-        bucket = aws.s3.Bucket(name, opts=child)
+        protect = self._args.protect
+        bucket = aws.s3.Bucket(
+            name, opts=pulumi.ResourceOptions(parent=self, protect=protect, retain_on_delete=protect)
+        )
         aws.s3.BucketOwnershipControls(  # ACLs disabled: the bucket owner owns every object
             f"{name}-ownership",
             bucket=bucket.id,
@@ -94,15 +172,18 @@ class Storage(pulumi.ComponentResource):
             restrict_public_buckets=True,
             opts=child,
         )
-        aws.s3.BucketPolicy(
+        self._policies[bucket] = aws.s3.BucketPolicy(
             f"{name}-tls-only",
             bucket=bucket.id,
             policy=policy_document(
-                [tls_only_statement(("s3:*",), [bucket.arn, pulumi.Output.concat(bucket.arn, "/*")])]
+                [
+                    tls_only_statement(("s3:*",), [bucket.arn, pulumi.Output.concat(bucket.arn, "/*")]),
+                    *(extra_statements(bucket) if extra_statements else ()),
+                ]
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[public_access]),
         )
-        key = self._args.kms_key_arn
+        key = self._args.kms_key_arn if kms else None
         aws.s3.BucketServerSideEncryptionConfiguration(
             f"{name}-encryption",
             bucket=bucket.id,

@@ -16,7 +16,7 @@ import json
 import os
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from unittest import mock
 
@@ -32,7 +32,7 @@ ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
 
 #: Where each resource type keeps its physical name, when it is not ``name``.
-_NAME_PROPERTY = {"aws:s3/bucket:Bucket": "bucket"}
+_NAME_PROPERTY = {"aws:s3/bucket:Bucket": "bucket", "aws:cloudwatch/dashboard:Dashboard": "dashboardName"}
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,8 @@ class RecordedResource:
     state: Mapping[str, Any]
     id: str | None = None
     custom: bool = True
+    #: Resource options the program set that matter to reviews (``protect``, ``retain_on_delete``).
+    options: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,7 @@ class AwsMocks(Mocks):
         shapes = {
             "aws:s3/bucket:Bucket": f"arn:aws:s3:::{physical}",
             "aws:iam/role:Role": f"arn:aws:iam::{account}:role/{physical}",
+            "aws:iam/policy:Policy": f"arn:aws:iam::{account}:policy/{physical}",
             "aws:dynamodb/table:Table": f"arn:aws:dynamodb:{region}:{account}:table/{physical}",
             "aws:lambda/function:Function": f"arn:aws:lambda:{region}:{account}:function:{physical}",
             "aws:lambda/layerVersion:LayerVersion": f"arn:aws:lambda:{region}:{account}:layer:{physical}:1",
@@ -134,6 +137,7 @@ class _Recorder(Mocks):
     def __init__(self, inner: Mocks) -> None:
         self.inner = inner
         self.records: list[RecordedResource] = []
+        self.options = {}
         self._lock = threading.Lock()
 
     def call(self, args: MockCallArgs) -> Any:
@@ -142,10 +146,22 @@ class _Recorder(Mocks):
     def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict]:
         resource_id, state = self.inner.new_resource(args)
         with self._lock:
+            options = self.options.get((args.typ, args.name), {})
             self.records.append(
-                RecordedResource(args.typ, args.name, args.inputs, state, resource_id, bool(args.custom))
+                RecordedResource(args.typ, args.name, args.inputs, state, resource_id, bool(args.custom), options)
             )
         return resource_id, state
+
+    #: (type, logical name) -> recorded options, filled by :meth:`transformation` as resources are declared.
+    options: dict[tuple[str, str], dict[str, Any]]
+
+    def transformation(self, args: pulumi.ResourceTransformationArgs) -> None:
+        """A stack transformation that changes nothing and records the options the mocks never see."""
+        opts = args.opts
+        with self._lock:
+            self.options[(args.type_, args.name)] = {
+                "protect": bool(opts.protect), "retain_on_delete": bool(opts.retain_on_delete)
+            }
 
 
 def config_values(config: Mapping[str, Any]) -> dict[str, str]:
@@ -184,6 +200,7 @@ def deploy_with_mocks(
     outputs: dict[str, Any] = {}
 
     def run() -> None:
+        pulumi.runtime.register_stack_transformation(recorder.transformation)
         program()
         root = pulumi.runtime.settings.get_root_resource()
         outputs.update(_sync_await(pulumi.Output.from_input(dict(root.outputs)).future()) or {})

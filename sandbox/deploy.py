@@ -437,6 +437,12 @@ def _bucket_policy(m: MotoMocks, a: Any, i: dict[str, Any]) -> tuple[str, dict[s
     return i["bucket"], {}
 
 
+def _bucket_logging(m: MotoMocks, a: Any, i: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    enabled = {"TargetBucket": i["targetBucket"], "TargetPrefix": _get(i, "targetPrefix", "")}
+    m.client("s3").put_bucket_logging(Bucket=i["bucket"], BucketLoggingStatus={"LoggingEnabled": enabled})
+    return i["bucket"], {}
+
+
 def _bucket_public_access_block(m: MotoMocks, a: Any, i: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     m.client("s3").put_public_access_block(
         Bucket=i["bucket"],
@@ -963,6 +969,14 @@ def _target(m: MotoMocks, a: Any, i: dict[str, Any]) -> tuple[str, dict[str, Any
     return f"{rule}-{target_id}", {"targetId": target_id}
 
 
+def _dashboard(m: MotoMocks, a: Any, i: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    name = m.invent_name(a.name, i, key="dashboardName", max_len=255)
+    body = _json_text(i["dashboardBody"])
+    m.client("cloudwatch").put_dashboard(DashboardName=name, DashboardBody=body)
+    arn = f"arn:aws:cloudwatch::{ACCOUNT_ID}:dashboard/{name}"
+    return name, {"dashboardName": name, "dashboardArn": arn}
+
+
 def _log_group(m: MotoMocks, a: Any, i: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     name = m.invent_name(a.name, i, max_len=512)
     logs = m.client("logs")
@@ -1008,6 +1022,7 @@ _HANDLERS: dict[str, _Handler] = {
     "aws:s3/bucketVersioning:BucketVersioning": _bucket_versioning,
     "aws:s3/bucketVersioningV2:BucketVersioningV2": _bucket_versioning,
     "aws:s3/bucketPolicy:BucketPolicy": _bucket_policy,
+    "aws:s3/bucketLogging:BucketLogging": _bucket_logging,
     "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": _bucket_public_access_block,
     ("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"): _bucket_encryption,
     "aws:s3/bucketOwnershipControls:BucketOwnershipControls": _bucket_ownership,
@@ -1030,6 +1045,7 @@ _HANDLERS: dict[str, _Handler] = {
     "aws:cloudwatch/eventRule:EventRule": _rule,
     "aws:cloudwatch/eventTarget:EventTarget": _target,
     "aws:cloudwatch/logGroup:LogGroup": _log_group,
+    "aws:cloudwatch/dashboard:Dashboard": _dashboard,
     "aws:kms/key:Key": _kms_key,
     "aws:kms/alias:Alias": _kms_alias,
 }

@@ -13,6 +13,10 @@ internals, so every one checks that its target still exists and fails loudly if 
   events; the pipeline's lock-release rule on FAILED/TIMED_OUT/ABORTED needs them.
 - :func:`evaluate_bucket_policy_conditions` — moto ignores a policy's ``Bool`` condition and applies
   the statement anyway, so a TLS-only bucket policy (DESIGN §8) denies every request.
+- :func:`log_delivery_policy_lists` — moto accepts a target bucket for server access logs only when its
+  log-delivery statement names the target as a single ``Resource`` string (AWS accepts a list too; the
+  program renders every statement's resources as a list), and fails on any statement whose
+  ``Principal`` is ``"*"`` (a TLS-only deny).
 - :func:`serialise_sqs` — moto's SQS queues are not thread-safe: ``delete_message`` rebuilds the
   message list while a concurrent send appends to it, and the send is lost. The sandbox sends from
   handlers while its event source mappings (:mod:`sandbox.sqs`) receive and delete on other threads.
@@ -227,6 +231,36 @@ def evaluate_bucket_policy_conditions() -> Iterator[None]:
         yield
     finally:
         FakeBucket.get_permission = original
+
+
+@contextmanager
+def log_delivery_policy_lists() -> Iterator[None]:
+    """Let moto's PutBucketLogging check accept a log-delivery statement whose ``Resource`` is a list."""
+    import json
+
+    from moto.s3.models import FakeBucket
+
+    original = _require(FakeBucket, "_log_permissions_enabled_policy")
+
+    def enabled(target_bucket: Any, target_prefix: str | None) -> bool:
+        if not target_bucket.policy:
+            return False
+        for statement in json.loads(target_bucket.policy.decode()).get("Statement", []):
+            if not isinstance(statement.get("Principal"), dict):
+                continue  # e.g. the TLS-only deny's "*": moto's own check would fail on it
+            resources = statement.get("Resource")
+            for resource in resources if isinstance(resources, list) else [resources]:
+                single = json.dumps({"Statement": [{**statement, "Resource": resource}]}).encode()
+                view = SimpleNamespace(policy=single, partition=target_bucket.partition, name=target_bucket.name)
+                if original(view, target_prefix):
+                    return True
+        return False
+
+    FakeBucket._log_permissions_enabled_policy = staticmethod(enabled)
+    try:
+        yield
+    finally:
+        FakeBucket._log_permissions_enabled_policy = staticmethod(original)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -517,7 +551,7 @@ def applied(
             patches.append(evaluate_bucket_policy_conditions)
         if sqs:
             patches.extend((serialise_sqs, fifo_receive, fifo_dedup_window))
-        patches.extend((atomic_dynamodb, cheap_transaction_snapshots))
+        patches.extend((atomic_dynamodb, cheap_transaction_snapshots, log_delivery_policy_lists))
         for make in patches:
             stack.enter_context(make())
         yield fixes
@@ -533,6 +567,7 @@ __all__ = [
     "evaluate_bucket_policy_conditions",
     "fifo_dedup_window",
     "fifo_receive",
+    "log_delivery_policy_lists",
     "scale_waits",
     "serialise_sqs",
 ]

@@ -39,7 +39,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from kendra_ingest import aws, finish, locking, parts, plan, store, sync, verify
+from kendra_ingest import aws, finish, locking, parts, plan, store, sync, tenancy, verify
 from kendra_ingest import job as jobs
 from kendra_ingest.deadline import Deadline
 from kendra_ingest.job import Job
@@ -47,7 +47,7 @@ from kendra_ingest.kendra import KendraError, SyncJobBusy
 from kendra_ingest.lock import JobProgress, JobRecord, Lock, UnknownJob, source_lock_key
 from kendra_ingest.models import DeletePart, ErrorCode, PutPart, Wire
 from kendra_ingest.runtime import date_fields, kendra_index, ledger, logger
-from kendra_ingest.settings import MAX_DOCUMENTS_PER_CALL, Settings
+from kendra_ingest.settings import MAX_DOCUMENTS_PER_CALL, METRICS_SERVICE, UNREADABLE_DEAD_LETTERS, Settings
 
 #: ``invoke(function_name, payload)``: an asynchronous Lambda invoke.
 Invoker = Callable[[str, dict[str, Any]], None]
@@ -305,7 +305,7 @@ def produce(
     invoke: Invoker | None = None, sqs: Any = None,
 ) -> Produced:
     """The producer: claim the run, take the source or wait, plan once, send every part, then seal."""
-    job = jobs.load(event, store.read)
+    job = jobs.load(event, store.read, sources=settings.sources)
     run = locking.run_record(job.run_id)
     owner = producer_owner(job.run_id)
     record = lock.get_job(run)
@@ -418,15 +418,18 @@ def work(
         return "run ended"
     # One per part (its call counts are the part's); inside the job's data-source sync job if any.
     index = kendra_index(settings, sync_job_id=message.sync_job_id)
+    book = ledger(settings)
+    # Registered sources: the part checks its documents' owners again right before sending them.
+    owners = tenancy.ledger_owners(book) if settings.sources else None
     if isinstance(part, PutPart):
         result = parts.process_put(
-            part, source=message.source, index=index, ledger=ledger(settings), deadline=deadline,
-            document_mode=settings.document_mode, date_fields=date_fields(settings),
-            index_full=parts.IndexFull(lock, message.run_id),
-            access=parts.access_rules(part),
+            part, source=message.source, index=index, ledger=book, deadline=deadline,
+            document_mode=settings.document_mode, date_fields=date_fields(settings), owners=owners,
+            index_full=parts.IndexFull(lock, message.run_id), access=parts.access_rules(part),
         )
     else:
-        result = parts.process_delete(part, index=index, ledger=ledger(settings), deadline=deadline)
+        result = parts.process_delete(part, index=index, ledger=book, deadline=deadline,
+                                      source=message.source, owners=owners)
     _complete(settings, lock, message, result, invoke)
     return "done"
 
@@ -556,9 +559,9 @@ def _quarantine(settings: Settings, message_id: str, body: str, reason: str) -> 
     store.write_json(str(settings.reports_bucket), key, {"messageId": message_id, "reason": reason, "body": body})
     logger.error("unreadable dead letter quarantined", extra={"messageId": message_id, "reason": reason,
                                                              "quarantineKey": key})
-    with single_metric(name="UnreadableDeadLetters", unit=MetricUnit.Count, value=1,
-                       namespace="KendraIngestion") as metric:
-        metric.add_dimension(name="service", value="kendra-ingestion")
+    with single_metric(name=UNREADABLE_DEAD_LETTERS, unit=MetricUnit.Count, value=1,
+                       namespace=settings.metrics_namespace) as metric:
+        metric.add_dimension(name="service", value=METRICS_SERVICE)
 
 
 # --------------------------------------------------------------------------------- summarizer

@@ -7,6 +7,7 @@ document lists and results live in S3 under ``_work/<jobId>/<runId>/`` of the re
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote_plus
@@ -89,12 +90,14 @@ class ManifestEvent(BaseModel):
         return digest[:24]
 
 
-def load(event: dict[str, Any], read: Any) -> Job:
+def load(event: dict[str, Any], read: Any, *, sources: Mapping[str, str] | None = None) -> Job:
     """Read and validate the manifest announced by ``event``; never raises for a bad manifest.
 
     ``read(bucket, key) -> bytes | None`` returns None when the object does not exist. A manifest
     that is missing, not JSON or invalid gives a Job whose ``error`` says what is wrong and whose
     id is derived from the manifest, so the failure is still reported under ``_reports/<id>/``.
+    With ``sources`` (the stack's registered sources), a manifest outside its source's prefix, or
+    naming an unregistered source, gives such a Job too (:mod:`kendra_ingest.tenancy`).
     """
     announced = ManifestEvent.parse(event)
     key = announced.key
@@ -122,11 +125,13 @@ def load(event: dict[str, Any], read: Any) -> Job:
         job_id = manifests.derive_job_id(key, raw)
         return Job(job_id=job_id, source=job_id, bucket=announced.bucket, prefix=prefix, manifest_key=key,
                    run_id=announced.run_id, started_at=started, error=exc.message)
-    return Job(
+    from kendra_ingest.tenancy import check_job
+
+    return check_job(Job(
         job_id=manifest.job_id, source=manifest.source, bucket=announced.bucket, prefix=prefix,
         manifest_key=key, run_id=announced.run_id, started_at=started, force=manifest.force,
         expected_documents=manifest.expected_documents, manifest_etag=announced.etag,
-    )
+    ), sources)
 
 
 def failed(event: dict[str, Any], error: str | None) -> Job:

@@ -104,13 +104,17 @@ class Ledger:
                 self._backoff(round_)
         return found
 
-    def unchanged(self, candidates: Mapping[str, str], *, source: str | None = None) -> set[str]:
+    def unchanged(
+        self, candidates: Mapping[str, str], *, source: str | None = None,
+        known: Mapping[str, LedgerEntry] | None = None,
+    ) -> set[str]:
         """The ids whose stored fingerprint equals the new one (so the put can be skipped).
 
         With ``source``, a document last put by another source is not unchanged: sending it again
-        moves it into this source's inventory. An empty fingerprint never matches.
+        moves it into this source's inventory. An empty fingerprint never matches. ``known``: entries
+        already read for (at least) every candidate the table holds, so nothing is read again.
         """
-        stored = self.entries(candidates)
+        stored = self.entries(candidates) if known is None else known
         return {
             doc_id for doc_id, fingerprint in candidates.items()
             if fingerprint

@@ -29,6 +29,8 @@ class ErrorCode(StrEnum):
     RETRIES_EXHAUSTED = "RetriesExhausted"
     INDEXING_FAILED = "IndexingFailed"
     INDEXING_UNCONFIRMED = "IndexingUnconfirmed"
+    #: A put or delete of a document another registered source owns.
+    FOREIGN_DOCUMENT = "ForeignDocument"
     DEAD_LETTERED = "DeadLettered"
     JOB_ABORTED = "JobAborted"
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from kendra_ingest import layout, metadata, reports, store
+from kendra_ingest import layout, metadata, reports, store, tenancy
 from kendra_ingest.deadline import Deadline
 from kendra_ingest.models import DeletePart, Failure, KendraCounts, Operation, Outcome, PutPart, Wire
 
@@ -67,18 +67,26 @@ def process_put(
     read: Callable[[str, str], bytes | None] = store.read,
     index_full: IndexFull | None = None,
     access: Sequence[list[dict[str, Any]]] = (),
+    owners: tenancy.Owners | None = None,
 ) -> PartResult:
     """Put one part. Every document of the part ends with exactly one outcome.
 
     ``access`` holds the access control file's entry lists that the documents' ``acl`` index (see
     :func:`access_rules`). With ``index_full``, a part of a run that already found the index full sends
     nothing, and the part that finds it full records it: each of their documents fails
-    ``ServiceQuotaExceededException``, saying it was not sent and what to do.
+    ``ServiceQuotaExceededException``, saying it was not sent and what to do. ``owners`` (registered
+    sources): a document another source owns by now is ``ForeignDocument``, unread.
     """
     outcomes: dict[str, Outcome] = {}
     documents: list[dict] = []
-    built_all = _build(part, document_mode, date_fields, read, access)
-    for doc, built in zip(part.docs, built_all, strict=True):
+    docs = part.docs
+    if owners is not None:
+        foreign = tenancy.foreign_owners([d.document_id for d in docs], owners, source=source)
+        for document_id, owner in foreign.items():
+            failure = tenancy.foreign_failure(document_id, owner, source, "put")
+            outcomes[document_id] = Outcome.failed(document_id, "put", failure.error_code, failure.error_message)
+        docs = [d for d in docs if d.document_id not in foreign]
+    for doc, built in zip(docs, _build(docs, document_mode, date_fields, read, access), strict=True):
         if isinstance(built, Failure):
             outcomes[doc.document_id] = Outcome.failed(doc.document_id, "put", built.error_code,
                                                        built.error_message)
@@ -113,10 +121,12 @@ def _not_sent(kendra_message: str, *, earlier: bool) -> str:
             "Add storage capacity to the index or delete documents, then run the job again")
 
 
-def _build(part: PutPart, document_mode: str, date_fields: frozenset[str],
+def _build(docs: list[Any], document_mode: str, date_fields: frozenset[str],
            read: Callable[[str, str], bytes | None], access: Sequence[list[dict[str, Any]]] = ()
            ) -> list[dict | Failure]:
-    """Kendra documents (or the failure that prevents one) for each document of the part, in order."""
+    """Kendra documents (or the failure that prevents one) for each of ``docs``, in order."""
+    if not docs:
+        return []
 
     def build(doc: Any) -> dict | Failure:
         # No meta_key: a document planned without metadata (metadataRequired false).
@@ -144,8 +154,8 @@ def _build(part: PutPart, document_mode: str, date_fields: frozenset[str],
                            error_message=f"document {doc.s3_key} was deleted before the job sent it")
         return metadata.to_document(meta, document_id=doc.document_id, key=doc.s3_key, body=body, **extra)
 
-    with ThreadPoolExecutor(min(READERS, len(part.docs))) as pool:
-        return list(pool.map(build, part.docs))
+    with ThreadPoolExecutor(min(READERS, len(docs))) as pool:
+        return list(pool.map(build, docs))
 
 
 _ACCESS_CACHE: dict[tuple[str, str, str], list[list[dict[str, Any]]]] = {}
@@ -179,10 +189,25 @@ def access_rules(part: PutPart, read: Callable[[str, str], bytes | None] = store
     return entries
 
 
-def process_delete(part: DeletePart, *, index: Any, ledger: Any, deadline: Deadline) -> PartResult:
-    """Delete one part's ids; an id Kendra does not have counts as deleted."""
-    outcomes = index.delete(part.document_ids, deadline=deadline)
-    ledger.record_delete([o.document_id for o in outcomes if o.status == "deleted"])
+def process_delete(
+    part: DeletePart, *, index: Any, ledger: Any, deadline: Deadline,
+    source: str | None = None, owners: tenancy.Owners | None = None,
+) -> PartResult:
+    """Delete one part's ids; an id Kendra does not have counts as deleted.
+
+    ``owners`` with ``source`` (registered sources): an id another source owns by now is ``ForeignDocument``.
+    """
+    ids, refused = list(part.document_ids), {}
+    if owners is not None and source is not None:
+        foreign = tenancy.foreign_owners(ids, owners, source=source)
+        refused = {i: tenancy.foreign_failure(i, owner, source, "delete") for i, owner in foreign.items()}
+        ids = [i for i in ids if i not in refused]
+    sent = {o.document_id: o for o in (index.delete(ids, deadline=deadline) if ids else [])}
+    ledger.record_delete([i for i, o in sent.items() if o.status == "deleted"])
+    outcomes = [
+        sent[i] if i in sent else Outcome.failed(i, "delete", refused[i].error_code, refused[i].error_message)
+        for i in part.document_ids
+    ]
     return PartResult(job_id=part.job_id, operation="delete", part=part.part, outcomes=outcomes,
                       kendra=index.counts.model_copy())
 

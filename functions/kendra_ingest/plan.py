@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import ConfigDict
 
 from kendra_ingest import manifest as manifests
-from kendra_ingest import metadata, packing, pairing, store
+from kendra_ingest import metadata, packing, pairing, store, tenancy
 from kendra_ingest.job import Job
 from kendra_ingest.layout import AccessControl, AccessControlError, Layout, parse_access_control
 from kendra_ingest.models import DeletePart, ErrorCode, Failure, Pair, PartDoc, PutPart, Wire
@@ -244,6 +244,7 @@ def make_plan(
     inventory: Callable[[str], Iterable[str]] | None = None,
     default_language_code: str | None = None,
     elsewhere: Callable[[], list[str]] = list,
+    owners: tenancy.Owners | None = None,
 ) -> Made:
     """The pure core of planning.
 
@@ -251,7 +252,8 @@ def make_plan(
     metadata prefix (when the manifest sets one). ``inventory(source)`` streams the ids the documents
     table holds for the source (needed by ``mode: "full"``). ``default_language_code`` is the stack's.
     ``elsewhere()`` lists a few keys under the job's prefix but outside its documents, to explain a job
-    that found nothing.
+    that found nothing. ``owners`` (registered sources only) looks up who owns documents: another
+    source's fail ForeignDocument.
     """
     layout = Layout.of(job.prefix, manifest)
     counts = PlanCounts()
@@ -323,6 +325,10 @@ def make_plan(
     docs = kept
     deletes = [i for i in deletes if i not in conflicts.conflicting]
 
+    if owners is not None:
+        docs, deletes, foreign_puts, foreign_deletes = tenancy.screen(docs, deletes, owners, source=job.source)
+        planner.failures.extend(foreign_puts)
+        delete_failures = [*delete_failures, *foreign_deletes]
     docs = planner.skip_unchanged(docs)
     put = planner.put_parts(docs)
     delete = planner.delete_parts(deletes, len(put) + 1)
@@ -397,14 +403,23 @@ def plan_job(job: Job, settings: Any) -> tuple[Plan, list[PutPart | DeletePart]]
     s3 = aws.client("s3")
     objects = listing.list_objects(s3, job.bucket, layout.documents)
     metadata_objects = listing.list_objects(s3, job.bucket, layout.metadata_listing) if layout.metadata else ()
+    unchanged = owners = None
     book = ledger(settings)
-    unchanged = None
+    # With registered sources every put and delete is checked against its owner first; the entries read
+    # for that also answer the unchanged lookup (one read per document).
+    known: dict[str, Any] | None = {} if settings.sources else None
+    if known is not None:
+
+        def owners(ids: list[str]) -> dict[str, str | None]:
+            known.update(book.entries(ids))
+            return tenancy.owned(known, ids)
+
     if settings.skip_unchanged:
 
         def unchanged(candidates: dict[str, str]) -> set[str]:
             # Unchanged only within the same source: a document moving to this source is re-sent, so
             # the per-source inventory follows it.
-            return book.unchanged(candidates, source=job.source)
+            return book.unchanged(candidates, source=job.source, known=known)
 
     if settings.document_mode == "s3":
         # Kendra reads S3Path documents itself: no request-size bound, only its per-file limit.
@@ -422,7 +437,7 @@ def plan_job(job: Job, settings: Any) -> tuple[Plan, list[PutPart | DeletePart]]
     made = make_plan(job, manifest, objects, read=store.read, unchanged=unchanged,
                      max_document_bytes=max_document, max_request_bytes=max_request,
                      metadata_objects=metadata_objects, inventory=book.inventory,
-                     default_language_code=settings.default_language_code, elsewhere=elsewhere)
+                     default_language_code=settings.default_language_code, elsewhere=elsewhere, owners=owners)
     return save(job, settings.reports_bucket, made.parts, made.failures, made.delete_failures, made.counts,
                 made.error, made.notes), made.parts
 

@@ -16,7 +16,7 @@ import os
 from collections.abc import Mapping
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, Json, ValidationError
 
 # Kendra limits: 10 documents per call; 5 MB per inline document; 50 MB per call.
 MAX_DOCUMENTS_PER_CALL = 10
@@ -27,6 +27,25 @@ DEFAULT_VERIFY_TIMEOUT_SECONDS = 15 * 60
 #: A language code as Kendra lists them ("en", "ja", "zh-TW", "pt-BR"): the stack's defaultLanguageCode
 #: and a manifest's languageCode.
 LANGUAGE_CODE_PATTERN = r"^[a-zA-Z]{2,3}(-[a-zA-Z0-9]{2,8})*$"
+
+#: CloudWatch metrics of the pipeline (Powertools Metrics): namespace per stack, dimension ``service``.
+METRICS_SERVICE = "kendra-ingestion"
+DEFAULT_METRICS_NAMESPACE = "KendraIngestion"
+#: The names the stack's dashboard shows (functions emit them under :func:`metrics_namespace`).
+DOCUMENTS_PUT = "DocumentsPut"
+DOCUMENTS_FAILED = "DocumentsFailed"
+DOCUMENTS_SKIPPED = "DocumentsSkipped"
+DOCUMENTS_DELETED = "DocumentsDeleted"
+JOB_DURATION_SECONDS = "JobDurationSeconds"
+JOBS_FAILED = "JobsFailed"
+KENDRA_THROTTLES = "KendraThrottles"
+KENDRA_CALL_LATENCY = "KendraCallLatency"
+UNREADABLE_DEAD_LETTERS = "UnreadableDeadLetters"
+
+
+def metrics_namespace(stack_prefix: str) -> str:
+    """The stack's metric namespace, ``KendraIngestion/<project>-<stack>``: two stacks never mix."""
+    return f"{DEFAULT_METRICS_NAMESPACE}/{stack_prefix}"
 
 
 class SettingsError(RuntimeError):
@@ -63,6 +82,10 @@ class Settings(BaseModel):
     max_request_bytes: int = Field(DEFAULT_MAX_REQUEST_BYTES, ge=1, alias="MAX_REQUEST_BYTES")
     #: The stack's defaultLanguageCode: ``_language_code`` of documents whose metadata and manifest set none.
     default_language_code: str | None = Field(None, pattern=LANGUAGE_CODE_PATTERN, alias="DEFAULT_LANGUAGE_CODE")
+    #: Where the functions' metrics go (Powertools reads the same variable); every function gets it.
+    metrics_namespace: str = Field(DEFAULT_METRICS_NAMESPACE, alias="POWERTOOLS_METRICS_NAMESPACE")
+    #: The stack's registered sources (``sources``), JSON ``{source: prefix}``; unset: no tenancy checks.
+    sources: Json[dict[str, str]] | None = Field(None, alias="SOURCES")
 
     @classmethod
     def load(cls, handler: str, environ: Mapping[str, str] | None = None) -> Settings:
@@ -123,6 +146,13 @@ for _writer in ("process_batch", "put_worker", "del_worker"):
 #: The planners record the stack's defaultLanguageCode (when configured) on each document they plan.
 for _planner in ("list_batches", "producer"):
     OPTIONAL[_planner] += ("DEFAULT_LANGUAGE_CODE",)
+#: Every function gets the stack's metric namespace (infra always sets it; a default keeps tests simple).
+for _handler in OPTIONAL:
+    OPTIONAL[_handler] += ("POWERTOOLS_METRICS_NAMESPACE",)
+#: ``sources`` (SOURCES): where a manifest is loaded (its prefix is checked), where a job is planned and
+#: where a part is sent (documents owned by another source fail with ForeignDocument).
+for _tenant in ("load_manifest", "list_batches", "producer", "process_batch", "put_worker", "del_worker"):
+    OPTIONAL[_tenant] += ("SOURCES",)
 
 
 def variables(handler: str) -> tuple[str, ...]:

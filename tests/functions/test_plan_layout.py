@@ -139,7 +139,7 @@ def test_worker_applies_the_access_control_entries_only_to_the_bytes_the_planner
     bucket.files["P/acl.json"] = b"[]"
     parts._ACCESS_CACHE.clear()
     assert parts.access_rules(part, read=bucket.read) == []
-    built = parts._build(part, "inline", frozenset(), bucket.read, [])
+    built = parts._build(part.docs, "inline", frozenset(), bucket.read, [])
     by_id = {d.document_id: b for d, b in zip(part.docs, built, strict=True)}
     assert by_id["handbook"].error_code == "JobAborted"  # never sent without its ACL
     assert isinstance(by_id["readme"], dict) and "AccessControlList" not in by_id["readme"]
@@ -149,7 +149,7 @@ def test_worker_builds_documents_without_metadata_with_language_and_acl():
     made, bucket = run(CONNECTOR, **LAYOUT)
     (part,) = [p for p in made.parts if isinstance(p, PutPart)]
     parts._ACCESS_CACHE.clear()
-    built = parts._build(part, "inline", frozenset(), bucket.read, parts.access_rules(part, read=bucket.read))
+    built = parts._build(part.docs, "inline", frozenset(), bucket.read, parts.access_rules(part, read=bucket.read))
     by_id = {d.document_id: b for d, b in zip(part.docs, built, strict=True)}
     assert by_id["readme"]["ContentType"] == "MD"
     assert by_id["readme"]["Attributes"] == [{"Key": "_language_code", "Value": {"StringValue": "ja"}}]
@@ -216,5 +216,5 @@ def test_a_documents_prefix_of_its_own_with_metadata_beside_the_documents():
 def test_a_document_without_metadata_and_without_a_known_extension_fails_invalid_metadata():
     made, bucket = run({"img/logo.png": "png"}, documentsPrefix="", metadataRequired=False)
     (part,) = made.parts
-    (built,) = parts._build(part, "inline", frozenset(), bucket.read)
+    (built,) = parts._build(part.docs, "inline", frozenset(), bucket.read)
     assert built.error_code == "InvalidMetadata" and "'ContentType'" in built.error_message

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Call:
-    """``action`` on ``resource``; ``when`` limits it to documentMode ``s3`` or a configured ``data_source``."""
+    """``action`` on ``resource``; ``when`` limits it to documentMode ``s3``, a configured ``data_source`` or
+    registered ``sources``."""
 
     action: str
     resource: str
@@ -52,6 +53,7 @@ SFN: dict[str, tuple[Call, ...]] = {
         *calls("reports_object", "s3:PutObject"),
         *calls("index", "kendra:BatchPutDocument", "kendra:BatchDeleteDocument", "kendra:DescribeIndex"),
         *calls("documents_table", "dynamodb:BatchWriteItem"),
+        *calls("documents_table", "dynamodb:BatchGetItem", when="sources"),  # owners, before sending
         *calls("kendra_role", "iam:PassRole", when="s3"),
     ),
     "verify_indexing": (
@@ -106,6 +108,7 @@ SQS: dict[str, tuple[Call, ...]] = {
         *calls("index", "kendra:BatchPutDocument", "kendra:DescribeIndex"),
         *calls("lock_table", *LOCK_WRITE),
         *calls("documents_table", "dynamodb:BatchWriteItem"),
+        *calls("documents_table", "dynamodb:BatchGetItem", when="sources"),  # owners, before sending
         *calls("reports_object", "s3:PutObject"),
         *calls("put_queue", *CONSUME),
         *calls("summarizer", "lambda:InvokeFunction"),
@@ -115,6 +118,7 @@ SQS: dict[str, tuple[Call, ...]] = {
         *calls("index", "kendra:BatchDeleteDocument"),
         *calls("lock_table", *LOCK_WRITE),
         *calls("documents_table", "dynamodb:BatchWriteItem"),
+        *calls("documents_table", "dynamodb:BatchGetItem", when="sources"),  # owners, before sending
         *calls("reports_object", "s3:PutObject"),
         *calls("delete_queue", *CONSUME),
         *calls("summarizer", "lambda:InvokeFunction"),

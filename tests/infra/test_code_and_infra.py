@@ -26,6 +26,8 @@ CONFIGS = {
     "sqs-quota": ("sqs", {"kendraTps": 7.5}),
     "sfn-language": ("sfn", {"defaultLanguageCode": "ja"}),
     "sqs-language": ("sqs", {"defaultLanguageCode": "ja"}),
+    "sfn-sources": ("sfn", {"sources": {"hr": "teams/hr", "fin": "teams/fin/"}}),
+    "sqs-sources": ("sqs", {"sources": {"hr": "teams/hr", "fin": "teams/fin/"}}),
 }
 HANDLERS = {
     "sfn": (
@@ -87,6 +89,7 @@ def expected_values(deployment: Deployment, config: dict[str, Any]) -> dict[str,
         "PUT_SHARDS": "2",
         "DELETE_SHARDS": "4",
         **POWERTOOLS_ENV,
+        "POWERTOOLS_METRICS_NAMESPACE": f"KendraIngestion/kendra-ingestion-{outputs['option']}",
     }
     if outputs["option"] == "sqs":
         values |= {
@@ -101,6 +104,8 @@ def expected_values(deployment: Deployment, config: dict[str, Any]) -> dict[str,
         values["KENDRA_TPS"] = str(config["kendraTps"])
     if "defaultLanguageCode" in config:
         values["DEFAULT_LANGUAGE_CODE"] = config["defaultLanguageCode"]
+    if "sources" in config:
+        values["SOURCES"] = json.dumps({s: p.strip("/") for s, p in config["sources"].items()}, sort_keys=True)
     if config.get("documentMode") == "s3":
         (role,) = [
             r for r in deployment.of_type("aws:iam/role:Role") if "kendra.amazonaws.com" in r.inputs["assumeRolePolicy"]
@@ -120,6 +125,8 @@ def test_each_environment_is_exactly_what_settings_requires(deploy: Deploy, vari
         "KENDRA_TPS": "kendraTps" in config,
         "DEFAULT_LANGUAGE_CODE": "defaultLanguageCode" in config,
         "LOCK_TABLE": "kendraTps" in config,  # optional only where it holds the quota counters
+        "SOURCES": "sources" in config,
+        "POWERTOOLS_METRICS_NAMESPACE": True,  # every function, whatever the config
     }
     for handler in HANDLERS[stack]:
         env = function(deployment, handler).inputs["environment"]["variables"]
@@ -181,6 +188,7 @@ def applies(call: Call, config: dict[str, Any]) -> bool:
         call.when is None
         or (call.when == "s3" and config.get("documentMode") == "s3")
         or (call.when == "data_source" and "kendraDataSourceId" in config)
+        or (call.when == "sources" and "sources" in config)
     )
 
 

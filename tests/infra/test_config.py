@@ -30,6 +30,9 @@ DESIGN_KEYS = {
     "skipUnchanged",
     "kendraDataSourceId",
     "defaultLanguageCode",
+    "sources",
+    "protectData",
+    "accessLogs",
 }
 ADDED_KEYS = {"maxDocumentBytes", "maxRequestBytes", "lambdaMemoryMb", "kendraTps", "verifyTimeoutSeconds"}
 

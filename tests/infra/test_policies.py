@@ -144,6 +144,32 @@ BREAKS: dict[str, tuple[policies.Rule, Callable[[Resources], Resources]]] = {
             _set("rule", {"objectOwnership": "ObjectWriter"}),
         ),
     ),
+    "bucket without access logs": (
+        policies.access_logged, lambda rs: drop(rs, "aws:s3/bucketLogging:BucketLogging"),
+    ),
+    "log delivery for any source bucket": (
+        policies.access_logged,
+        lambda rs: edit_policy(
+            rs, "aws:s3/bucketPolicy:BucketPolicy", lambda s: [st.pop("Condition") for st in s[1:]],
+            lambda r: "logging.s3.amazonaws.com" in r.inputs["policy"],
+        ),
+    ),
+    "access-log bucket with the stack key": (
+        policies.encrypted_at_rest,
+        lambda rs: edit(
+            rs, "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+            _set("rules", [{"applyServerSideEncryptionByDefault": {"sseAlgorithm": "aws:kms"}}]),
+            lambda r: "access-logs" in r.name,
+        ),
+    ),
+    "bucket not protected": (
+        policies.data_protected,
+        lambda rs: tuple(dataclasses.replace(r, options={}) if r.type == "aws:s3/bucket:Bucket" else r for r in rs),
+    ),
+    "table without deletion protection": (
+        policies.data_protected,
+        lambda rs: edit(rs, "aws:dynamodb/table:Table", _set("deletionProtectionEnabled", False)),
+    ),
     "table without PITR": (
         policies.tables_have_pitr,
         lambda rs: edit(rs, "aws:dynamodb/table:Table", _set("pointInTimeRecovery", {"enabled": False})),

@@ -37,6 +37,7 @@ COMMON_OUTPUTS = {
     "documents_table",
     "kendra_index_id",
     "function_names",
+    "dashboard_name",
 }
 
 
@@ -47,12 +48,14 @@ def aws_types(deployment: Deployment) -> Counter[str]:
 def test_the_sfn_resource_set(deploy: Deploy) -> None:
     assert aws_types(deploy("sfn")) == Counter(
         {
-            "aws:s3/bucket:Bucket": 2,
-            "aws:s3/bucketOwnershipControls:BucketOwnershipControls": 2,
-            "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": 2,
-            "aws:s3/bucketPolicy:BucketPolicy": 2,
-            "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": 2,
-            "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": 2,
+            # ingestion, reports and their access logs (accessLogs)
+            "aws:s3/bucket:Bucket": 3,
+            "aws:s3/bucketOwnershipControls:BucketOwnershipControls": 3,
+            "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": 3,
+            "aws:s3/bucketPolicy:BucketPolicy": 3,
+            "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": 3,
+            "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": 3,
+            "aws:s3/bucketLogging:BucketLogging": 2,
             "aws:s3/bucketVersioning:BucketVersioning": 1,
             "aws:s3/bucketNotification:BucketNotification": 1,
             "aws:dynamodb/table:Table": 2,
@@ -70,6 +73,7 @@ def test_the_sfn_resource_set(deploy: Deploy) -> None:
             TARGET: 2,
             "aws:lambda/permission:Permission": 1,
             "aws:cloudwatch/metricAlarm:MetricAlarm": 8 * 2 + 2,
+            "aws:cloudwatch/dashboard:Dashboard": 1,
         }
     )
 
@@ -77,12 +81,14 @@ def test_the_sfn_resource_set(deploy: Deploy) -> None:
 def test_the_sqs_resource_set(deploy: Deploy) -> None:
     assert aws_types(deploy("sqs")) == Counter(
         {
-            "aws:s3/bucket:Bucket": 2,
-            "aws:s3/bucketOwnershipControls:BucketOwnershipControls": 2,
-            "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": 2,
-            "aws:s3/bucketPolicy:BucketPolicy": 2,
-            "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": 2,
-            "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": 2,
+            # ingestion, reports and their access logs (accessLogs)
+            "aws:s3/bucket:Bucket": 3,
+            "aws:s3/bucketOwnershipControls:BucketOwnershipControls": 3,
+            "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": 3,
+            "aws:s3/bucketPolicy:BucketPolicy": 3,
+            "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": 3,
+            "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": 3,
+            "aws:s3/bucketLogging:BucketLogging": 2,
             "aws:s3/bucketVersioning:BucketVersioning": 1,
             "aws:s3/bucketNotification:BucketNotification": 1,
             "aws:dynamodb/table:Table": 2,
@@ -102,6 +108,7 @@ def test_the_sqs_resource_set(deploy: Deploy) -> None:
             TARGET: 2,
             "aws:lambda/permission:Permission": 2,
             "aws:cloudwatch/metricAlarm:MetricAlarm": 6 * 2 + 4 + 1,  # + unreadable dead letters
+            "aws:cloudwatch/dashboard:Dashboard": 1,
         }
     )
 
@@ -134,7 +141,7 @@ def test_outputs_are_exactly_the_contract(deploy: Deploy, stack: str, extra: set
     assert set(outputs["function_names"]) == (SFN_HANDLERS if stack == "sfn" else SQS_HANDLERS)
     functions = {f.state["name"] for f in deploy(stack).of_type(FUNCTION)}
     assert set(outputs["function_names"].values()) == functions
-    buckets = {b.state["bucket"] for b in deploy(stack).of_type("aws:s3/bucket:Bucket")}
+    buckets = {b.state["bucket"] for b in deploy(stack).of_type("aws:s3/bucket:Bucket") if "access-logs" not in b.name}
     assert {outputs["ingestion_bucket"], outputs["reports_bucket"]} == buckets
     tables = {t.state["name"] for t in deploy(stack).of_type("aws:dynamodb/table:Table")}
     assert {outputs["lock_table"], outputs["documents_table"]} == tables

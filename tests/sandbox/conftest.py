@@ -245,3 +245,73 @@ def check_connector_jobs(run: dict[str, Any]) -> None:
     assert s3["status"] == "FAILED" and "allowMassDelete" in s3["error"]
     assert run["third_calls"] == []  # nothing was sent
     assert set(run["index"]["documents"]) == {"hr-handbook", "hr/leave", "hr/policy", "public/news"}
+
+
+# -- tenancy: registered sources, shared by both options -------------------------------------------------
+
+TENANCY_SOURCES = {"hr": "teams/hr", "fin": "teams/fin"}
+
+
+def _titled(names: list[str], owner: str) -> dict[str, tuple[str, dict]]:
+    return {f"{n}.txt": (f"{owner} wrote {n}", {"Title": f"{n} by {owner}"}) for n in names}
+
+
+def run_tenancy(box: Any, root: Path) -> dict[str, Any]:
+    """Two registered sources: hr indexes two documents; fin then tries to overwrite one and delete the
+    other; a manifest outside its source's prefix and one naming an unregistered source; hr deletes its own."""
+    hr = box.submit(make_job(root, "hr-1", _titled(["hr-a", "hr-b"], "hr")), prefix="teams/hr/001")
+    box.wait([hr])
+    calls = len(box.emulator.calls)
+    fin = box.submit(make_job(root, "fin-1", _titled(["hr-a", "fin-a"], "fin"), deletes=["hr-b"]),
+                     prefix="teams/fin/001")
+    box.wait([fin])
+    fin_calls = box.emulator.calls[calls:]
+    index_after_fin = box.emulator.index_snapshot()["documents"]
+    calls = len(box.emulator.calls)
+    misplaced = box.submit(make_job(root, "fin-2", _titled(["fin-b"], "fin"), deletes=["hr-a"]),
+                           prefix="teams/hr/002")
+    unregistered = box.submit(make_job(root, "ops-1", _titled(["ops-a"], "ops")), prefix="teams/ops")
+    box.wait([misplaced, unregistered])
+    refused_calls = box.emulator.calls[calls:]
+    own = box.submit(make_job(root, "hr-2", {}, deletes=["hr-b"]), prefix="teams/hr/003")
+    box.wait([own])
+    return {
+        "reports": {job: box.report(job) for job in (hr, fin, misplaced, unregistered, own)},
+        "fin_calls": fin_calls, "index_after_fin": index_after_fin, "refused_calls": refused_calls,
+        "index": box.emulator.index_snapshot()["documents"],
+    }
+
+
+def check_one_source_cannot_touch_anothers_documents(run: dict[str, Any]) -> None:
+    reports = run["reports"]
+    for summary, failures in reports.values():
+        assert_conserved(summary, failures)
+    summary, _ = reports["hr-1"]
+    assert summary["status"] == "SUCCEEDED" and summary["documents"]["put"] == 2
+    summary, failures = reports["fin-1"]
+    assert summary["status"] == "COMPLETED_WITH_FAILURES", summary
+    assert summary["documents"] == {**summary["documents"], "requested": 2, "put": 1, "failed": 1}
+    assert summary["deletes"] == {**summary["deletes"], "requested": 1, "deleted": 0, "failed": 1}
+    assert sorted((r["documentId"], r["errorCode"]) for r in rows(failures)) == [
+        ("hr-a", "ForeignDocument"), ("hr-b", "ForeignDocument")]
+    sent = [i for c in run["fin_calls"] for i in c["documentIds"]]
+    assert "hr-a" not in sent and "hr-b" not in sent and "fin-a" in sent
+    index = run["index_after_fin"]
+    assert index["hr-a"]["title"] == "hr-a by hr" and "hr-b" in index and "fin-a" in index
+
+
+def check_manifests_outside_their_prefix_fail(run: dict[str, Any]) -> None:
+    reports = run["reports"]
+    for job, detail in (("fin-2", "is not under teams/fin/"), ("ops-1", "source 'ops'")):
+        summary, failures = reports[job]
+        assert summary["status"] == "FAILED", summary
+        assert detail in summary["error"] and "fin → teams/fin/, hr → teams/hr/" in summary["error"]
+        assert rows(failures) == []
+    assert run["refused_calls"] == []
+    assert "fin-b" not in run["index"] and "ops-a" not in run["index"] and "hr-a" in run["index"]
+
+
+def check_the_owner_may_delete(run: dict[str, Any]) -> None:
+    summary, _ = run["reports"]["hr-2"]
+    assert summary["status"] == "SUCCEEDED" and summary["deletes"]["deleted"] == 1
+    assert "hr-b" not in run["index"]

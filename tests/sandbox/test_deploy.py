@@ -615,8 +615,15 @@ def test_real_program_deploys_for_option_sfn(aws_env: None) -> None:
     s3 = boto3.client("s3", region_name=REGION)
     buckets = {b["Name"] for b in s3.list_buckets()["Buckets"]}
     assert {out["ingestion_bucket"], out["reports_bucket"]} <= buckets
+    # accessLogs (default): both buckets log to the logs bucket, which moto accepted through its policy.
+    targets = {s3.get_bucket_logging(Bucket=b)["LoggingEnabled"]["TargetBucket"]
+               for b in (out["ingestion_bucket"], out["reports_bucket"])}
+    assert len(targets) == 1 and targets <= buckets
     sns = boto3.client("sns", region_name=REGION)
     assert out["notification_topic_arn"] in {t["TopicArn"] for t in sns.list_topics()["Topics"]}
+    cloudwatch = boto3.client("cloudwatch", region_name=REGION)
+    body = cloudwatch.get_dashboard(DashboardName=out["dashboard_name"])["DashboardBody"]
+    assert "Kendra throttling" in body and "Executions" in body
     events = boto3.client("events", region_name=REGION)
     assert set(dep.rules) <= {r["Name"] for r in events.list_rules()["Rules"]}
     assert dep.rules

@@ -22,18 +22,23 @@ import pytest
 from sandbox.run import Sandbox, SandboxOptions
 from tests.sandbox.conftest import (
     SAMPLE,
+    TENANCY_SOURCES,
     assert_conserved,
     check_connector_jobs,
     check_index_full,
     check_indexing_unconfirmed,
+    check_manifests_outside_their_prefix_fail,
+    check_one_source_cannot_touch_anothers_documents,
     check_sample_accounted,
     check_sample_outputs,
+    check_the_owner_may_delete,
     check_unchanged_rerun,
     make_job,
     puts_of,
     rows,
     run_connector_jobs,
     run_sample_twice,
+    run_tenancy,
 )
 
 FIELDS = json.loads((SAMPLE / "index-fields.json").read_text())
@@ -401,3 +406,22 @@ def test_a_connector_layout_bucket_gives_what_the_connector_gives_and_full_sync_
     with Sandbox(options()) as box:
         check_connector_jobs(run_connector_jobs(box, tmp_path))
         assert_settled(box)
+
+
+@pytest.fixture(scope="module")
+def tenancy_run(tmp_path_factory):
+    options = SandboxOptions(timeout_seconds=120, option="sqs", seed=1, config={"sources": TENANCY_SOURCES})
+    with Sandbox(options) as box:
+        return run_tenancy(box, tmp_path_factory.mktemp("tenancy"))
+
+
+def test_tenancy_one_source_cannot_overwrite_or_delete_anothers_documents(tenancy_run):
+    check_one_source_cannot_touch_anothers_documents(tenancy_run)
+
+
+def test_tenancy_a_manifest_outside_its_sources_prefix_fails_and_sends_nothing(tenancy_run):
+    check_manifests_outside_their_prefix_fail(tenancy_run)
+
+
+def test_tenancy_the_owner_may_delete_its_document(tenancy_run):
+    check_the_owner_may_delete(tenancy_run)

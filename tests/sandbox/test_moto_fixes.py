@@ -53,3 +53,52 @@ def test_a_successful_transaction_applies_every_write(table: Any) -> None:
     table.transact_write_items(TransactItems=transaction("part-2"))
     after = items(table)
     assert after["counter"]["n"] == {"N": "2"} and "gone" not in after and "part-2" in after
+
+
+FAKE_ENV = {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+def _logs_policy(resource: Any) -> str:
+    import json
+
+    return json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": ["s3:*"],
+         "Resource": ["arn:aws:s3:::my-logs-bucket", "arn:aws:s3:::my-logs-bucket/*"],
+         "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
+        {"Sid": "S3ServerAccessLogs", "Effect": "Allow", "Principal": {"Service": "logging.s3.amazonaws.com"},
+         "Action": ["s3:PutObject"], "Resource": resource,
+         "Condition": {"ArnLike": {"aws:SourceArn": "arn:aws:s3:::my-data-bucket"}}},
+    ]})
+
+
+@pytest.mark.parametrize("resource", [["arn:aws:s3:::my-logs-bucket/data/*"], "arn:aws:s3:::my-logs-bucket/data/*"])
+def test_log_delivery_policies_with_a_tls_deny_and_resource_lists_are_accepted(
+    monkeypatch: pytest.MonkeyPatch, resource: Any
+) -> None:
+    from sandbox.moto_fixes import log_delivery_policy_lists
+
+    for name, value in FAKE_ENV.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws(), log_delivery_policy_lists():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        for name in ("my-logs-bucket", "my-data-bucket"):
+            s3.create_bucket(Bucket=name)
+        s3.put_bucket_policy(Bucket="my-logs-bucket", Policy=_logs_policy(resource))
+        s3.put_bucket_logging(Bucket="my-data-bucket", BucketLoggingStatus={
+            "LoggingEnabled": {"TargetBucket": "my-logs-bucket", "TargetPrefix": "data/"}})
+        assert s3.get_bucket_logging(Bucket="my-data-bucket")["LoggingEnabled"]["TargetBucket"] == "my-logs-bucket"
+
+
+def test_log_delivery_to_a_bucket_that_does_not_allow_it_still_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sandbox.moto_fixes import log_delivery_policy_lists
+
+    for name, value in FAKE_ENV.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws(), log_delivery_policy_lists():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        for name in ("my-logs-bucket", "my-data-bucket"):
+            s3.create_bucket(Bucket=name)
+        s3.put_bucket_policy(Bucket="my-logs-bucket", Policy=_logs_policy(["arn:aws:s3:::my-logs-bucket/elsewhere/*"]))
+        with pytest.raises(s3.exceptions.ClientError, match="InvalidTargetBucketForLogging"):
+            s3.put_bucket_logging(Bucket="my-data-bucket", BucketLoggingStatus={
+                "LoggingEnabled": {"TargetBucket": "my-logs-bucket", "TargetPrefix": "data/"}})
