@@ -123,15 +123,20 @@ class SfnPipeline(Pipeline):
                 links=(
                     links.settings(),
                     links.ingestion(objects=(GET,)),
-                    links.reports(objects=(PUT,)),
+                    # GET + ListBucket: a retried item skips the parts whose result is saved (NoSuchKey if not).
+                    links.reports(bucket_actions=(LIST,), objects=(GET, PUT)),
                     # Whether an earlier part of the run found the Kendra index full, or records it.
                     links.lock("dynamodb:GetItem", "dynamodb:PutItem"),
-                    links.sender_documents(),
+                    # BatchGetItem: owners (sources) and, for an item the Map's Catch settles, which
+                    # documents the ledger knew before.
+                    links.documents("dynamodb:BatchWriteItem", "dynamodb:BatchGetItem"),
                     # DescribeIndex: the index's DATE_VALUE fields, to type the documents' attributes.
+                    # BatchGetDocumentStatus: the Catch settles unfinished parts from what Kendra holds.
                     links.index(
                         "kendra:BatchPutDocument",
                         "kendra:BatchDeleteDocument",
                         "kendra:DescribeIndex",
+                        "kendra:BatchGetDocumentStatus",
                         pass_role=True,
                     ),
                     links.quota(),

@@ -31,6 +31,8 @@ S3_MAX_DOCUMENT_BYTES = 50 * 1024 * 1024
 METADATA_READERS = 16
 #: Pairs resolved per chunk: bounds memory while keeping the readers busy.
 RESOLVE_CHUNK = 512
+#: Parts per Distributed Map item (option sfn): a child execution sends this many Kendra requests.
+PARTS_PER_ITEM = 10
 #: An empty job names at most this many of the objects it found elsewhere under its prefix.
 ELSEWHERE_EXAMPLES = 3
 
@@ -452,9 +454,17 @@ def load_parts(reports_bucket: str, job: Job) -> list[PutPart | DeletePart] | No
 
 def save(job: Job, reports_bucket: str, parts: list, failures: list[Failure],
          delete_failures: list[Failure], counts: PlanCounts, error: str | None, notes: list[str] = ()) -> Plan:
-    """Write the parts and the plan to S3 and return the small :class:`Plan`."""
-    items_key = job.work_key("parts.json")
-    store.write_json(reports_bucket, items_key, [p.model_dump(by_alias=True, exclude_none=True) for p in parts])
+    """Write the parts, the Map's items and the plan to S3 and return the small :class:`Plan`.
+
+    ``parts.json`` lists every part (the report and the dead letters read it); ``items.json`` groups them
+    :data:`PARTS_PER_ITEM` to a Distributed Map item, because each item is a child execution billed by
+    its state transitions: one child per part would cost more than the rest of the job.
+    """
+    dumped = [p.model_dump(by_alias=True, exclude_none=True) for p in parts]
+    store.write_json(reports_bucket, job.work_key("parts.json"), dumped)
+    items_key = job.work_key("items.json")
+    store.write_json(reports_bucket, items_key, [
+        {"parts": dumped[i:i + PARTS_PER_ITEM]} for i in range(0, len(dumped), PARTS_PER_ITEM)])
     store.write_json(reports_bucket, job.work_key("plan.json"), {
         "counts": counts.model_dump(by_alias=True),
         "failures": [f.model_dump(by_alias=True) for f in failures],

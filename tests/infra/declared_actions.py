@@ -50,10 +50,12 @@ SFN: dict[str, tuple[Call, ...]] = {
     ),
     "process_batch": (
         *calls("ingestion_object", "s3:GetObject"),
-        *calls("reports_object", "s3:PutObject"),
-        *calls("index", "kendra:BatchPutDocument", "kendra:BatchDeleteDocument", "kendra:DescribeIndex"),
-        *calls("documents_table", "dynamodb:BatchWriteItem"),
-        *calls("documents_table", "dynamodb:BatchGetItem", when="sources"),  # owners, before sending
+        *calls("reports_bucket", "s3:ListBucket"),  # a retried item: NoSuchKey for a part not done yet
+        *calls("reports_object", "s3:GetObject", "s3:PutObject"),
+        *calls("index", "kendra:BatchPutDocument", "kendra:BatchDeleteDocument", "kendra:DescribeIndex",
+               "kendra:BatchGetDocumentStatus"),  # status: the Catch settles unfinished parts
+        *calls("lock_table", "dynamodb:GetItem", "dynamodb:PutItem"),  # a run that found the index full
+        *calls("documents_table", "dynamodb:BatchWriteItem", "dynamodb:BatchGetItem"),  # owners; settling
         *calls("kendra_role", "iam:PassRole", when="s3"),
     ),
     "verify_indexing": (

@@ -153,6 +153,7 @@ def test_crash_after_kendra_and_faults_still_account_for_everything(tmp_path):
         wanted = {f"d-{i:03d}" for i in range(60)}
         # Every document is either in the index or reported; what is reported was really not put.
         assert wanted <= set(index) | set(failed)
+        assert not set(failed) & set(index), "a document reported failed must not be in the index"
         assert summary["documents"]["put"] == len(wanted - set(failed))
         assert set(failed.values()) <= {"SimulatedCrash", "RetriesExhausted", "InternalError"}
         crashed = [i for i in box.runtime.invocations if i.error_type == "SimulatedCrash"]
