@@ -57,10 +57,12 @@ def finish(job: Job, *, option: str, reports_bucket: str, error: str | None = No
     put = deleted = 0
     kendra = KendraCounts()
 
-    parts = store.read_json(reports_bucket, job.work_key("parts.json")) or [] if plan else []
-    for item in parts:
-        part = parse(item)
-        saved = store.read_json(reports_bucket, result_key(job.job_id, job.run_id, part.action, part.part))
+    listed = store.read_json(reports_bucket, job.work_key("parts.json")) or [] if plan else []
+    parts = [parse(item) for item in listed]
+    # The results are read in parallel: one small GET per part is the end of a job's critical path.
+    results = store.read_json_many(
+        reports_bucket, (result_key(job.job_id, job.run_id, p.action, p.part) for p in parts))
+    for part, saved in zip(parts, results, strict=True):
         if saved is None:
             # The part never finished: every one of its documents is accounted for as aborted.
             result = fail(part, ErrorCode.JOB_ABORTED, "the job ended before this document was processed"

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from kendra_ingest import aws
@@ -43,6 +45,23 @@ def read_json(bucket: str, key: str) -> Any | None:
 def write_json(bucket: str, key: str, value: Any) -> None:
     body = json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str).encode()
     write(bucket, key, body, "application/json")
+
+
+#: Small JSON objects read at once by :func:`read_json_many` (S3 GETs are latency-bound).
+PARALLEL_READS = 32
+
+
+def read_json_many(bucket: str, keys: Iterable[str]) -> Iterator[Any | None]:
+    """:func:`read_json` of every key, in order, :data:`PARALLEL_READS` at a time (bounded memory: the
+    keys are consumed as the results are)."""
+    with ThreadPoolExecutor(PARALLEL_READS) as pool:
+        pending: deque[Future[Any | None]] = deque()
+        for key in keys:
+            pending.append(pool.submit(read_json, bucket, key))
+            if len(pending) >= 2 * PARALLEL_READS:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def keys(bucket: str, prefix: str) -> Iterator[str]:

@@ -34,9 +34,8 @@ class VerifyState(Wire):
 def put_ids(reports_bucket: str, job: Job) -> list[str]:
     """Ids of the documents this job put, from the part results."""
     ids: list[str] = []
-    for key in store.keys(reports_bucket, job.work_key("results/put-")):
-        result = store.read_json(reports_bucket, key) or {}
-        ids.extend(o["documentId"] for o in result.get("outcomes", ()) if o.get("status") == "put")
+    for result in store.read_json_many(reports_bucket, store.keys(reports_bucket, job.work_key("results/put-"))):
+        ids.extend(o["documentId"] for o in (result or {}).get("outcomes", ()) if o.get("status") == "put")
     return ids
 
 
