@@ -62,8 +62,11 @@ def big_job(option: str, n: int) -> dict:
     }
 
 
-def quota_use(option: str, tps: float, n: int) -> dict:
-    """Put calls per second achieved against the emulator's token bucket, and the throttled share."""
+def quota_use(option: str, tps: float, n: int, *, paced: bool = True) -> dict:
+    """Put calls per second achieved against the emulator's token bucket, and the throttled share.
+
+    ``paced``: the stack is configured with the same quota (``kendraTps``), at its default concurrency.
+    """
     stamps: list[tuple[float, str]] = []
     lock = threading.Lock()
     original = KendraEmulator._append_call
@@ -78,7 +81,9 @@ def quota_use(option: str, tps: float, n: int) -> dict:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             folder = make_job(Path(tmp), f"quota-{option}", n)
-            config = {"verifyIndexing": False, "mapConcurrency": 8}
+            config: dict = {"verifyIndexing": False}
+            if paced:
+                config["kendraTps"] = tps
             with Sandbox(SandboxOptions(option=option, kendra_tps=tps, timeout_seconds=3600, config=config)) as box:
                 job = box.submit(folder)
                 box.wait([job])
@@ -89,7 +94,8 @@ def quota_use(option: str, tps: float, n: int) -> dict:
     span = max(ok) - min(ok) if len(ok) > 1 else float("nan")
     rate = (len(ok) - 1) / span if span else float("nan")
     return {
-        "option": option, "tps": tps, "documents": n, "okPutCalls": len(ok), "allPutCalls": len(stamps),
+        "option": option, "tps": tps, "paced": paced, "documents": n, "okPutCalls": len(ok),
+        "allPutCalls": len(stamps),
         "rateOverQuota": round(rate / tps, 3), "throttledShare": round(1 - len(ok) / len(stamps), 3),
         "put": summary["documents"]["put"],
     }
@@ -99,14 +105,18 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--documents", type=int, default=20_000)
     parser.add_argument("--options", nargs="+", default=["sfn"])
-    parser.add_argument("--tps", type=float, default=20.0)
-    parser.add_argument("--tps-documents", type=int, default=2_000)
+    parser.add_argument("--tps", type=float, nargs="+", default=[1.0, 5.0, 10.0])
+    parser.add_argument("--tps-seconds", type=float, default=30.0,
+                        help="each quota run sends about this many seconds of put calls at the quota")
+    parser.add_argument("--unpaced", action="store_true", help="do not configure kendraTps on the stack")
     parser.add_argument("--skip-big", action="store_true")
     args = parser.parse_args()
     results: dict = {"machine": "2 cores, shared", "big": [], "quota": []}
     for option in args.options:
-        results["quota"].append(quota_use(option, args.tps, args.tps_documents))
-        print(json.dumps(results["quota"][-1]), flush=True)
+        for tps in args.tps:
+            documents = int(tps * args.tps_seconds * 10)  # 10 documents per put call
+            results["quota"].append(quota_use(option, tps, documents, paced=not args.unpaced))
+            print(json.dumps(results["quota"][-1]), flush=True)
         if not args.skip_big:
             results["big"].append(big_job(option, args.documents))
             print(json.dumps(results["big"][-1]), flush=True)

@@ -9,6 +9,7 @@ names the key, what was given and the command that fixes it, for example::
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Annotated, Any, Literal
 
@@ -21,6 +22,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from infra.contract import settings
@@ -58,6 +60,9 @@ MAX_KENDRA_FILE_BYTES = 50 * 1024 * 1024
 #: A day: verification polls for at most this long (a Step Functions execution may run a year, but a
 #: document Kendra has not indexed within a day needs a person, not more polling).
 MAX_VERIFY_TIMEOUT_SECONDS = 86400
+#: What one worker spends per Kendra call (reading its documents, the call, recording it), measured in
+#: the sandbox: the concurrency that ``kendraTps`` derives is the quota times this.
+SECONDS_PER_CALL = 1.0
 #: Lambda memory limits.
 MIN_LAMBDA_MEMORY_MB, MAX_LAMBDA_MEMORY_MB = 128, 10240
 #: SQS event source mappings: ``maximum_concurrency`` is 2-1000.
@@ -225,6 +230,25 @@ class StackConfig(BaseModel):
         ge=MIN_LAMBDA_MEMORY_MB,
         le=MAX_LAMBDA_MEMORY_MB,
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _concurrency_for_the_quota(cls, data: Any) -> Any:
+        """With ``kendraTps`` set, the concurrency keys left unset follow the quota: at about
+        :data:`SECONDS_PER_CALL` per Kendra call and worker, a quota of R calls/s needs R workers busy."""
+        if not isinstance(data, dict) or data.get("kendraTps") in (None, ""):
+            return data
+        try:
+            rate = float(data["kendraTps"])
+        except (TypeError, ValueError):
+            return data  # the field's own validation reports it
+        workers = math.ceil(rate * SECONDS_PER_CALL)
+        for key, default, low, high in (("mapConcurrency", 4, 1, 40),
+                                        ("putConcurrency", 2, MIN_ESM_CONCURRENCY, MAX_ESM_CONCURRENCY),
+                                        ("deleteConcurrency", 4, MIN_ESM_CONCURRENCY, MAX_ESM_CONCURRENCY)):
+            if data.get(key) in (None, ""):
+                data = {**data, key: min(high, max(low, default, workers))}
+        return data
 
     @field_validator("log_retention_days")
     @classmethod

@@ -47,7 +47,7 @@ class LedgerEntry:
     source: str | None
 
 
-PutRecord = tuple[str, str, str, str, str]
+PutRecord = tuple[str, str, str, str, str] | tuple[str, str, str, str, str, str]
 """(document_id, source, fingerprint, s3_key, job_id)"""
 
 
@@ -142,21 +142,51 @@ class Ledger:
                 return
             request["ExclusiveStartKey"] = last
 
+    def keys(self, source: str) -> dict[str, tuple[str, str]]:
+        """``{key relative to its job's root: (documentId, fingerprint)}`` of the documents recorded for
+        ``source`` (those recorded with ``relKey``).
+
+        What a job needs to skip unchanged documents from its listing alone, before reading any metadata
+        (the fingerprint is the listing's ETags). One query page holds thousands of these small items.
+        """
+        request: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": SOURCE_INDEX,
+            "KeyConditionExpression": "#source = :source",
+            "ExpressionAttributeNames": {"#source": "source"},
+            "ExpressionAttributeValues": {":source": {"S": source}},
+            "ProjectionExpression": "documentId, relKey, fingerprint",
+        }
+        found: dict[str, tuple[str, str]] = {}
+        while True:
+            response = self.client.query(**request)
+            for item in response.get("Items", []):
+                key, fingerprint = item.get("relKey", {}).get("S"), item.get("fingerprint", {}).get("S", "")
+                if key and fingerprint:
+                    found[key] = (item["documentId"]["S"], fingerprint)
+            last = response.get("LastEvaluatedKey")
+            if not last:
+                return found
+            request["ExclusiveStartKey"] = last
+
     # ---------------------------------------------------------------- writes
 
     def record_put(self, items: Iterable[PutRecord]) -> int:
         """Record documents Kendra accepted; returns how many were written (last wins per id)."""
         now = datetime.fromtimestamp(self._clock(), UTC).isoformat().replace("+00:00", "Z")
         latest: dict[str, dict[str, Any]] = {}
-        for document_id, source, fingerprint, s3_key, job_id in items:
-            latest[document_id] = {"PutRequest": {"Item": {
+        for document_id, source, fingerprint, s3_key, job_id, *relative in items:
+            item = {
                 "documentId": {"S": document_id},
                 "source": {"S": source},
                 "fingerprint": {"S": fingerprint},
                 "s3Key": {"S": s3_key},
                 "updatedAt": {"S": now},
                 "jobId": {"S": job_id},
-            }}}
+            }
+            if relative:
+                item["relKey"] = {"S": relative[0]}
+            latest[document_id] = {"PutRequest": {"Item": item}}
         self._write(list(latest.values()))
         return len(latest)
 

@@ -117,6 +117,8 @@ class PartDoc(Wire):
     fingerprint: str = ""
     language_code: str | None = None
     acl: int | None = None
+    #: The metadata file as the planner read it (when small): the sender does not read it again.
+    metadata: str | None = None
 
 
 class PutPart(Wire):
@@ -130,6 +132,12 @@ class PutPart(Wire):
     #: checked, when a document of the part gets entries from it.
     access_key: str | None = None
     access_digest: str | None = None
+    #: The job's root (``P/``): the ledger records each document's key relative to it, so a re-run of
+    #: the job under another prefix still recognises its unchanged documents from the listing.
+    root: str | None = None
+
+    def relative_key(self, key: str) -> str:
+        return key[len(self.root):] if self.root and key.startswith(self.root) else key
 
 
 class DeletePart(Wire):

@@ -107,7 +107,8 @@ def process_put(
     by_id = {d.document_id: d for d in part.docs}
     done = [o for o in outcomes.values() if o.status == "put"]
     ledger.record_put([
-        (o.document_id, source, by_id[o.document_id].fingerprint, by_id[o.document_id].s3_key, part.job_id)
+        (o.document_id, source, by_id[o.document_id].fingerprint, by_id[o.document_id].s3_key, part.job_id,
+         part.relative_key(by_id[o.document_id].s3_key))
         for o in done
     ])
     ordered = [outcomes[d.document_id].model_copy(update={"fingerprint": d.fingerprint}) for d in part.docs]
@@ -130,7 +131,10 @@ def _build(docs: list[Any], document_mode: str, date_fields: frozenset[str],
 
     def build(doc: Any) -> dict | Failure:
         # No meta_key: a document planned without metadata (metadataRequired false).
-        raw = read(doc.s3_bucket, doc.meta_key) if doc.meta_key else b"{}"
+        if doc.metadata is not None:
+            raw: bytes | None = doc.metadata.encode("utf-8")  # read once, by the planner
+        else:
+            raw = read(doc.s3_bucket, doc.meta_key) if doc.meta_key else b"{}"
         if raw is None:
             return Failure(document_id=doc.document_id, error_code="MissingMetadata",
                            error_message=f"metadata {doc.meta_key} was deleted before the job sent it")
@@ -257,7 +261,8 @@ def settle_lost(part: PutPart | DeletePart, *, source: str, index: Any, ledger: 
                 put.append(doc)
                 outcomes.append(Outcome(document_id=doc.document_id, operation="put", status="put",
                                         fingerprint=doc.fingerprint))
-        ledger.record_put([(d.document_id, source, d.fingerprint, d.s3_key, part.job_id) for d in put])
+        ledger.record_put([(d.document_id, source, d.fingerprint, d.s3_key, part.job_id,
+                            part.relative_key(d.s3_key)) for d in put])
     return PartResult(job_id=part.job_id, operation=operation, part=part.part, outcomes=outcomes,
                       kendra=index.counts.model_copy())
 

@@ -31,6 +31,9 @@ S3_MAX_DOCUMENT_BYTES = 50 * 1024 * 1024
 METADATA_READERS = 16
 #: Pairs resolved per chunk: bounds memory while keeping the readers busy.
 RESOLVE_CHUNK = 512
+#: Metadata files up to this size travel in the part (the sender does not read them again); a part of
+#: 10 such documents stays far below SQS's 256 KiB message limit.
+EMBED_METADATA_BYTES = 8 * 1024
 #: Parts per Distributed Map item (option sfn): a child execution sends this many Kendra requests.
 PARTS_PER_ITEM = 10
 #: An empty job names at most this many of the objects it found elsewhere under its prefix.
@@ -87,6 +90,11 @@ class Planner:
     counts: PlanCounts = field(default_factory=PlanCounts)
     #: Every DocumentId this job names (put, failed or duplicate): what a full sync keeps.
     seen: set[str] = field(default_factory=set)
+    #: ``{s3Key: (documentId, fingerprint)}`` the source put before (:meth:`Ledger.keys`): a pair whose
+    #: listing fingerprint is unchanged is skipped without reading its metadata.
+    known: dict[str, tuple[str, str]] | None = None
+    #: Document ids skipped from the listing alone (no ledger lookup needed in :meth:`skip_unchanged`).
+    unchanged_ids: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         if self.layout is None:
@@ -99,7 +107,7 @@ class Planner:
     def _read_metadata(self, pair: Pair) -> bytes | None:
         return self.read(self.job.bucket, pair.metadata.key) if pair.metadata is not None else b"{}"
 
-    def _resolve(self, pairs: list[Pair], pool: ThreadPoolExecutor) -> Iterator[tuple[Pair, str]]:
+    def _resolve(self, pairs: list[Pair], pool: ThreadPoolExecutor) -> Iterator[tuple[Pair, str, bytes]]:
         """(pair, document id) for pairs whose metadata parses; failures for the others.
 
         A document without metadata (``metadataRequired: false``) is read as empty metadata: the
@@ -123,7 +131,7 @@ class Planner:
                           f"DocumentId: must be 1-{metadata.MAX_DOCUMENT_ID_LENGTH} characters "
                           f"(got {len(document_id)})")
                 continue
-            yield pair, document_id
+            yield pair, document_id, raw
 
     def documents(self, objects: Iterable) -> Iterator[PartDoc]:
         """Pair, resolve and de-duplicate; yields the documents that should be put.
@@ -154,13 +162,33 @@ class Planner:
         stream = pairs_only()
         with ThreadPoolExecutor(METADATA_READERS) as pool:
             while chunk := list(islice(stream, RESOLVE_CHUNK)):
-                for pair, document_id in self._resolve(chunk, pool):
+                resolved: list[tuple[Pair, str, bytes | None]] = []
+                to_read: list[Pair] = []
+                for pair in chunk:
+                    seen = self._unchanged_id(pair)
+                    if seen is None:
+                        to_read.append(pair)
+                    else:
+                        resolved.append((pair, seen, None))
+                resolved.extend(self._resolve(to_read, pool))
+                # Claims go in listing order, whether or not the metadata was read.
+                resolved.sort(key=lambda item: item[0].document.key)
+                for pair, document_id, raw in resolved:
                     self.seen.add(document_id)
                     duplicate = claims.claim(document_id, pair.document.key)
                     if duplicate is not None:
                         self.failures.append(duplicate)
                         continue
-                    yield self._part_doc(pair, document_id)
+                    if raw is None:
+                        self.unchanged_ids.add(document_id)
+                    yield self._part_doc(pair, document_id, raw)
+
+    def _unchanged_id(self, pair: Pair) -> str | None:
+        """The DocumentId of a pair the source put before with the same fingerprint, else None."""
+        if self.known is None or self.job.force:
+            return None
+        entry = self.known.get(pair.document.key[len(self.layout.root):])
+        return entry[0] if entry is not None and entry[1] == self._fingerprint(pair) else None
 
     def _named(self, failure: Failure) -> Failure:
         """A lone metadata file's row carries the DocumentId the file names, when it can be read."""
@@ -171,27 +199,37 @@ class Planner:
         return Failure(document_id=declared or failure.document_id, error_code=failure.error_code,
                        error_message=failure.error_message)
 
-    def _part_doc(self, pair: Pair, document_id: str) -> PartDoc:
-        acl = None
-        if self.access is not None:
-            acl = self.access.rule_for(pair.document.key[len(self.layout.root):])
+    def _acl(self, pair: Pair) -> int | None:
+        return self.access.rule_for(pair.document.key[len(self.layout.root):]) if self.access is not None else None
+
+    def _fingerprint(self, pair: Pair) -> str:
+        """The listing's ETags, plus what the job adds to the metadata: a changed access control file or
+        language is part of what Kendra holds, so it must re-send the document, not skip it."""
+        acl = self._acl(pair)
         fingerprint = pair.fingerprint
         if acl is not None or self.language_code is not None:
-            # What the job adds to the metadata is part of what Kendra holds: a changed access control
-            # file or language must re-send the document, not skip it as unchanged.
             added = json.dumps([self.language_code, self.access.entries[acl] if acl is not None else None],
                                sort_keys=True)
             fingerprint += ":" + hashlib.sha256(added.encode()).hexdigest()[:16]
+        return fingerprint
+
+    def _part_doc(self, pair: Pair, document_id: str, raw: bytes | None = None) -> PartDoc:
+        embedded = None
+        if raw is not None and pair.metadata is not None and len(raw) <= EMBED_METADATA_BYTES:
+            embedded = raw.decode("utf-8")  # it parsed, so it is UTF-8
         return PartDoc(
             document_id=document_id, s3_bucket=self.job.bucket, s3_key=pair.document.key,
             meta_key=pair.metadata.key if pair.metadata is not None else "", size=pair.document.size,
-            fingerprint=fingerprint, language_code=self.language_code, acl=acl,
+            fingerprint=self._fingerprint(pair), language_code=self.language_code, acl=self._acl(pair),
+            metadata=embedded,
         )
 
     def skip_unchanged(self, docs: list[PartDoc]) -> list[PartDoc]:
         if self.unchanged is None or self.job.force or not docs:
             return docs
-        skip = self.unchanged({d.document_id: d.fingerprint for d in docs})
+        # Known unchanged from the listing already; the others are asked of the ledger by DocumentId.
+        asked = {d.document_id: d.fingerprint for d in docs if d.document_id not in self.unchanged_ids}
+        skip = self.unchanged_ids | (self.unchanged(asked) if asked else set())
         changed = [d for d in docs if d.document_id not in skip]
         self.counts.skipped_unchanged += len(docs) - len(changed)
         return changed
@@ -210,7 +248,7 @@ class Planner:
             uses_access = self.access_file is not None and any(d.acl is not None for d in item)
             key, digest = self.access_file if uses_access else (None, None)
             parts.append(PutPart(job_id=self.job.job_id, part=len(parts) + 1, docs=item, access_key=key,
-                                 access_digest=digest))
+                                 access_digest=digest, root=self.layout.root))
         return parts
 
     def delete_parts(self, ids: list[str], first: int) -> list[DeletePart]:
@@ -247,6 +285,7 @@ def make_plan(
     default_language_code: str | None = None,
     elsewhere: Callable[[], list[str]] = list,
     owners: tenancy.Owners | None = None,
+    known_keys: dict[str, tuple[str, str]] | None = None,
 ) -> Made:
     """The pure core of planning.
 
@@ -255,7 +294,8 @@ def make_plan(
     table holds for the source (needed by ``mode: "full"``). ``default_language_code`` is the stack's.
     ``elsewhere()`` lists a few keys under the job's prefix but outside its documents, to explain a job
     that found nothing. ``owners`` (registered sources only) looks up who owns documents: another
-    source's fail ForeignDocument.
+    source's fail ForeignDocument. ``known_keys`` (:meth:`Ledger.keys` of the source) lets unchanged
+    documents be skipped from the listing, their metadata unread.
     """
     layout = Layout.of(job.prefix, manifest)
     counts = PlanCounts()
@@ -288,7 +328,7 @@ def make_plan(
 
     planner = Planner(job, read, unchanged, max_document_bytes, max_request_bytes, layout=layout, access=access,
                       access_file=access_file, language_code=manifest.language_code or default_language_code,
-                      counts=counts)
+                      counts=counts, known=known_keys if unchanged is not None else None)
     counts.deletes_requested = len(deletes)
 
     docs = list(planner.documents(layout.merge(objects, metadata_objects)))
@@ -439,7 +479,8 @@ def plan_job(job: Job, settings: Any) -> tuple[Plan, list[PutPart | DeletePart]]
     made = make_plan(job, manifest, objects, read=store.read, unchanged=unchanged,
                      max_document_bytes=max_document, max_request_bytes=max_request,
                      metadata_objects=metadata_objects, inventory=book.inventory,
-                     default_language_code=settings.default_language_code, elsewhere=elsewhere, owners=owners)
+                     default_language_code=settings.default_language_code, elsewhere=elsewhere, owners=owners,
+                     known_keys=book.keys(job.source) if unchanged is not None and not job.force else None)
     return save(job, settings.reports_bucket, made.parts, made.failures, made.delete_failures, made.counts,
                 made.error, made.notes), made.parts
 

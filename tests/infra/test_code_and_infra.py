@@ -86,8 +86,9 @@ def expected_values(deployment: Deployment, config: dict[str, Any]) -> dict[str,
         "VERIFY_TIMEOUT_SECONDS": str(settings.DEFAULT_VERIFY_TIMEOUT_SECONDS),
         "MAX_DOCUMENT_BYTES": str(settings.DEFAULT_MAX_DOCUMENT_BYTES),
         "MAX_REQUEST_BYTES": str(settings.DEFAULT_MAX_REQUEST_BYTES),
-        "PUT_SHARDS": "2",
-        "DELETE_SHARDS": "4",
+        # kendraTps derives the concurrency keys left unset (7.5 calls/s: 8 workers).
+        "PUT_SHARDS": "8" if "kendraTps" in config else "2",
+        "DELETE_SHARDS": "8" if "kendraTps" in config else "4",
         **POWERTOOLS_ENV,
         "POWERTOOLS_METRICS_NAMESPACE": f"KendraIngestion/kendra-ingestion-{outputs['option']}",
     }

@@ -117,3 +117,16 @@ def test_pulumi_project_is_named_for_the_config_namespace() -> None:
     assert project["name"] == "kendra-ingestion"
     assert project["runtime"]["name"] == "python"
     assert project["runtime"]["options"]["virtualenv"] == ".venv"
+
+
+def test_the_quota_derives_the_concurrency_keys_left_unset() -> None:
+    from infra.config import StackConfig
+
+    base = {"option": "sqs", "kendraIndexId": "a" * 36}
+    derived = StackConfig.model_validate({**base, "kendraTps": 12.5})
+    assert (derived.map_concurrency, derived.put_concurrency, derived.delete_concurrency) == (13, 13, 13)
+    slow = StackConfig.model_validate({**base, "kendraTps": 0.5})
+    assert (slow.map_concurrency, slow.put_concurrency, slow.delete_concurrency) == (4, 2, 4)  # the defaults
+    chosen = StackConfig.model_validate({**base, "kendraTps": 100, "putConcurrency": 3})
+    assert chosen.put_concurrency == 3 and chosen.map_concurrency == 40  # set keys win; limits hold
+    assert StackConfig.model_validate(base).put_concurrency == 2

@@ -105,6 +105,9 @@ def check_unchanged_rerun(run: dict[str, Any]) -> None:
     bodies = {k.split("/batches/", 1)[1].rsplit(".", 1)[0] for k in run["rerun_reads"]
               if "/batches/" in k and not k.endswith(".metadata.json")}
     assert bodies <= failed_before, bodies - failed_before
+    # Unchanged documents are skipped from the listing: not even their metadata is read again.
+    metadata_read = [k for k in run["rerun_reads"] if k.endswith(".metadata.json")]
+    assert len(metadata_read) <= len(failed_before), metadata_read
     assert run["rerun"]["documents"]["skippedUnchanged"] >= 29  # the IndexingFailed one is re-sent
 
 

@@ -106,8 +106,11 @@ def test_invocations_json_charges_each_invocation_its_requests(tmp_path: Path,
     assert functions[0] == "load_manifest" and "process_batch" in functions and "aggregate_failures" in functions
     assert all(i["seconds"] >= 0 for i in invocations)
     (put,) = [i for i in invocations if i["function"] == "process_batch"]
-    # one part: its metadata and body read once (worker threads are charged too), one Kendra call
-    assert put["requests"]["s3:GetObject"] == 2
+    # one part: its body read once (worker threads are charged too; the metadata travels in the part,
+    # read once by the planner), one Kendra call
+    assert put["requests"]["s3:GetObject"] == 1
+    plan_gets = next(i for i in invocations if i["function"] == "list_batches")["requests"]["s3:GetObject"]
+    assert plan_gets == 2  # the manifest and the one metadata file
     assert put["requests"]["kendra:BatchPutDocument"] == 1
     plan = next(i for i in invocations if i["function"] == "list_batches")
     assert plan["requests"]["s3:ListObjectsV2"] >= 1

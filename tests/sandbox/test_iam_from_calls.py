@@ -91,9 +91,6 @@ EXCEPTIONS: dict[tuple[str, str, str], str] = {
     " verification was cut short by a crash of VerifyIndexing (IndexingUnconfirmed, sent again next time): no"
     " end-to-end run crashes that step; tests/functions/test_finish.py::"
     "test_verification_cut_short_reports_unconfirmed_and_forgets_them covers the path",
-    **{(h, "DocumentsBySource", "dynamodb:Query"): "only a mode \"full\" job lists its source's documents;"
-       " the connector-layout end-to-end tests (tests/sandbox/test_e2e_sfn.py, test_e2e_sqs.py) run one"
-       for h in ("list_batches", "producer")},
     ("process_batch", "LockTable", "dynamodb:PutItem"): "records that Kendra found the index full (later parts"
     " then send nothing); none of these runs fills the index: tests/sandbox/test_e2e_sfn.py::"
     "test_a_full_index_stops_the_job_sending_and_reports_what_was_not_sent covers the path",
