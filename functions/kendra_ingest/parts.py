@@ -275,11 +275,14 @@ def fail(part: PutPart | DeletePart, code: str, message: str) -> PartResult:
                       outcomes=[Outcome.failed(i, operation, code, message) for i in ids])
 
 
-def save(reports_bucket: str, result: PartResult, run_id: str) -> None:
-    """Write the part's failure rows (contract CSV) and its result (for the summary)."""
-    rows = reports.failure_rows(result.job_id, result.outcomes)
-    store.write(reports_bucket, reports.part_key(result.job_id, result.operation, result.part),
-                reports.write_failures_csv(rows), "text/csv")
+def save(reports_bucket: str, result: PartResult, run_id: str, *, part_csv: bool = True) -> None:
+    """Write the part's result (for the summary) and, with ``part_csv`` (option sqs, whose contract
+    keeps them), its failure rows as ``_reports/J/<op>/part-NNNNN.csv``. Option sfn skips the CSV: the
+    report is built from the results, and a PUT per part is a fifth of the job's S3 cost."""
+    if part_csv:
+        rows = reports.failure_rows(result.job_id, result.outcomes)
+        store.write(reports_bucket, reports.part_key(result.job_id, result.operation, result.part),
+                    reports.write_failures_csv(rows), "text/csv")
     store.write_json(reports_bucket, result_key(result.job_id, run_id, result.operation, result.part),
                      result.model_dump(by_alias=True, exclude_none=True))
 

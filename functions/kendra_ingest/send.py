@@ -58,6 +58,6 @@ def send_item(job: Job, items: list[dict[str, Any]], *, settings: Any, deadline:
             else:
                 result = parts.process_delete(part, index=index, ledger=book, deadline=deadline,
                                               source=job.source, owners=owners)
-        parts.save(bucket, result, job.run_id)
+        parts.save(bucket, result, job.run_id, part_csv=False)
         done += 1
     return done
