@@ -13,8 +13,15 @@ ARCHIVE_PREFIX = "_archive/"
 
 #: SQS: the longest retention (14 days), for dead-letter queues, so a failure is never lost unread.
 DLQ_RETENTION_SECONDS = 14 * 24 * 3600
-#: SQS: retention of the work queues (the default, 4 days).
-QUEUE_RETENTION_SECONDS = 4 * 24 * 3600
+#: SQS: retention of the work queues, the longest too: a FIFO message that expires is dropped without
+#: reaching its dead-letter queue, so a part must never outlive its queue (the watchdog aborts a job
+#: that stopped moving long before).
+QUEUE_RETENTION_SECONDS = 14 * 24 * 3600
+#: The reports-bucket prefix of a run's work files (plan, parts, results, verification state).
+WORK_PREFIX = "_work/"
+#: Work files expire after this many days: a run needs them only until its report is written (at most a
+#: day for option sfn, the watchdog's abort window for option sqs), the report keeps what matters.
+WORK_EXPIRATION_DAYS = 30
 #: SQS: receives before a message goes to its dead-letter queue.
 MAX_RECEIVE_COUNT = 5
 #: SQS + Lambda: visibility timeout >= 6 x function timeout (AWS guidance for event source mappings).

@@ -402,7 +402,8 @@ def _queue_by_arn(resources: Sequence[Declared]) -> dict[str, Declared]:
 
 
 def dead_letter_queues(resources: Sequence[Declared]) -> list[str]:
-    """Consumed work queues redrive to a DLQ after >= 5 receives; DLQs keep messages 14 days."""
+    """Consumed work queues redrive to a DLQ after >= 5 receives; DLQs and work queues keep messages 14
+    days (a FIFO message that expires is dropped without reaching its DLQ: a part lost unreported)."""
     queues = _queue_by_arn(resources)
     violations, dlqs = [], set()
     for queue in queues.values():
@@ -415,6 +416,9 @@ def dead_letter_queues(resources: Sequence[Declared]) -> list[str]:
                 f"dlq: queue {queue.name} redrives after {policy.get('maxReceiveCount')} receives "
                 f"(< {MAX_RECEIVE_COUNT})"
             )
+        if (queue.inputs.get("messageRetentionSeconds") or 0) < DLQ_RETENTION_SECONDS:
+            violations.append(f"dlq: queue {queue.name} drops messages after "
+                              f"{queue.inputs.get('messageRetentionSeconds')} s without dead-lettering them")
         dlq = queues.get(policy.get("deadLetterTargetArn"))
         if dlq is None or dlq.inputs.get("messageRetentionSeconds") != DLQ_RETENTION_SECONDS:
             violations.append(f"dlq: the dead-letter queue of {queue.name} does not keep messages 14 days")

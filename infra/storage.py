@@ -22,6 +22,8 @@ from infra.defaults import (
     ACCESS_LOG_EXPIRATION_DAYS,
     ARCHIVE_PREFIX,
     NONCURRENT_VERSION_DAYS,
+    WORK_EXPIRATION_DAYS,
+    WORK_PREFIX,
 )
 from infra.iam import Statement, policy_document, tls_only_statement
 
@@ -109,8 +111,14 @@ class Storage(pulumi.ComponentResource):
                 days=args.archive_expiration_days
             ),
         )
+        work_rule = Rule(
+            id="expire-work-files",
+            status="Enabled",
+            filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=WORK_PREFIX),
+            expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(days=WORK_EXPIRATION_DAYS),
+        )
         # Versioned: a report overwritten by a re-run stays recoverable for NONCURRENT_VERSION_DAYS.
-        self.reports = self._bucket(f"{name}-reports", (archive_rule, *COMMON_RULES), versioned=True)
+        self.reports = self._bucket(f"{name}-reports", (archive_rule, work_rule, *COMMON_RULES), versioned=True)
         self.logs = self._access_logs(name) if args.access_logs else None
         self.register_outputs({"ingestion": self.ingestion.bucket, "reports": self.reports.bucket})
 

@@ -244,6 +244,11 @@ BREAKS: dict[str, tuple[policies.Rule, Callable[[Resources], Resources]]] = {
         policies.dead_letter_queues,
         lambda rs: edit(rs, "aws:sqs/queue:Queue", _set("messageRetentionSeconds", 345600), lambda r: "dlq" in r.name),
     ),
+    "work queue keeps messages 4 days (they would expire unreported)": (
+        policies.dead_letter_queues,
+        lambda rs: edit(rs, "aws:sqs/queue:Queue", _set("messageRetentionSeconds", 345600),
+                        lambda r: "redrivePolicy" in r.inputs),
+    ),
     "consumed queue without a DLQ": (
         policies.dead_letter_queues,
         lambda rs: edit(rs, "aws:sqs/queue:Queue", _pop("redrivePolicy"), lambda r: "redrivePolicy" in r.inputs),

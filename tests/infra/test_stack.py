@@ -168,6 +168,9 @@ def test_buckets_lifecycle_and_notifications(deploy: Deploy) -> None:
     reports, ingestion = rules[outputs["reports_bucket"]], rules[outputs["ingestion_bucket"]]
     assert reports["expire-archived-manifests"]["filter"] == {"prefix": "_archive/"}
     assert reports["expire-archived-manifests"]["expiration"] == {"days": 90}
+    # A run's work files (plan, parts, results) expire: a million-document job leaves no lasting litter.
+    assert reports["expire-work-files"]["filter"] == {"prefix": "_work/"}
+    assert reports["expire-work-files"]["expiration"] == {"days": 30}
     for bucket in (reports, ingestion):
         assert bucket["abort-incomplete-multipart-uploads"]["abortIncompleteMultipartUpload"] == {
             "daysAfterInitiation": 7
