@@ -122,7 +122,10 @@ class SqsPipeline(Pipeline):
                     links.settings(),
                     links.ingestion(objects=(GET,)),
                     # DescribeIndex: the index's DATE_VALUE fields, to type the documents' attributes.
-                    links.index("kendra:BatchPutDocument", "kendra:DescribeIndex", pass_role=True),
+                    # BatchGetDocumentStatus: which documents a full index already holds (a redelivered
+                    # part re-puts those).
+                    links.index("kendra:BatchPutDocument", "kendra:DescribeIndex", "kendra:BatchGetDocumentStatus",
+                                pass_role=True),
                     links.lock(*LOCK_WRITE),
                     links.sender_documents(),
                     links.reports(objects=(PUT,)),

@@ -94,16 +94,19 @@ def process_put(
             documents.append(built)
     full = index_full.reason() if index_full is not None and documents else None
     if full is not None:
-        for built in documents:
-            outcomes[built["Id"]] = Outcome.failed(built["Id"], "put", INDEX_FULL, _not_sent(full, earlier=True))
+        outcomes.update(_put_into_full_index(documents, index, deadline, full, earlier=True))
     elif documents:
+        refused: list[dict] = []
         for outcome in index.put(documents, deadline=deadline):
             if outcome.error_code == INDEX_FULL:
-                if index_full is not None:
-                    index_full.mark(outcome.error_message or "")
-                outcome = outcome.model_copy(update={"error_message": _not_sent(outcome.error_message or "",
-                                                                                 earlier=False)})
-            outcomes[outcome.document_id] = outcome
+                refused.append(next(d for d in documents if d["Id"] == outcome.document_id))
+                full = outcome.error_message or ""
+            else:
+                outcomes[outcome.document_id] = outcome
+        if refused:
+            if index_full is not None:
+                index_full.mark(full or "")
+            outcomes.update(_put_into_full_index(refused, index, deadline, full or "", earlier=False))
     by_id = {d.document_id: d for d in part.docs}
     done = [o for o in outcomes.values() if o.status == "put"]
     ledger.record_put([
@@ -114,6 +117,25 @@ def process_put(
     ordered = [outcomes[d.document_id].model_copy(update={"fingerprint": d.fingerprint}) for d in part.docs]
     return PartResult(job_id=part.job_id, operation="put", part=part.part, outcomes=ordered,
                       kendra=index.counts.model_copy())
+
+
+def _put_into_full_index(documents: list[dict], index: Any, deadline: Deadline, message: str, *,
+                         earlier: bool) -> dict[str, Outcome]:
+    """Outcomes of documents a full index refuses. An earlier attempt of this part may have sent some
+    before it died (a redelivery, a retry): Kendra holds those, and a re-put of them adds nothing, so
+    it is accepted and they are put. The others are not sent, and say so."""
+    try:
+        statuses = index.status([d["Id"] for d in documents], deadline=deadline)
+    except Exception:
+        statuses = {}
+    held = [d for d in documents if statuses.get(d["Id"], ("NOT_FOUND",))[0] != "NOT_FOUND"]
+    outcomes = {o.document_id: o for o in index.put(held, deadline=deadline)} if held else {}
+    for document in documents:
+        outcome = outcomes.get(document["Id"])
+        if outcome is None or outcome.error_code == INDEX_FULL:
+            outcomes[document["Id"]] = Outcome.failed(document["Id"], "put", INDEX_FULL,
+                                                      _not_sent(message, earlier=earlier))
+    return outcomes
 
 
 def _not_sent(kendra_message: str, *, earlier: bool) -> str:

@@ -107,7 +107,8 @@ SQS: dict[str, tuple[Call, ...]] = {
     ),
     "put_worker": (
         *calls("ingestion_object", "s3:GetObject"),
-        *calls("index", "kendra:BatchPutDocument", "kendra:DescribeIndex"),
+        *calls("index", "kendra:BatchPutDocument", "kendra:DescribeIndex",
+               "kendra:BatchGetDocumentStatus"),  # status: what a full index already holds
         *calls("lock_table", *LOCK_WRITE),
         *calls("documents_table", "dynamodb:BatchWriteItem"),
         *calls("documents_table", "dynamodb:BatchGetItem", when="sources"),  # owners, before sending
