@@ -59,6 +59,10 @@ def load_json_object(raw: bytes, *, what: str, strip_bom: bool) -> dict[str, Any
     def reject_constant(name: str) -> Any:
         raise JsonInputError(f"{what} is not valid JSON: {name} is not a JSON number")
 
+    if not text.strip():
+        # json's "Expecting value" at line 1 column 1 would not say what is wrong.
+        size = f"{len(raw)} bytes of whitespace" if raw else "0 bytes"
+        raise JsonInputError(f"{what} is empty ({size}); it must be a JSON object")
     try:
         value = json.loads(text, object_pairs_hook=reject_duplicates, parse_constant=reject_constant)
     except json.JSONDecodeError as exc:
@@ -102,8 +106,15 @@ def field_path(loc: tuple[int | str, ...]) -> str:
 
 
 def shown(value: Any) -> str:
-    """A short ``repr`` of a user's value for an error message."""
-    text = repr(value)
+    """A short ``repr`` of a user's value for an error message; JSON's spelling for null, true and false,
+    arrays and objects (the user wrote JSON, not Python)."""
+    if value is None or isinstance(value, (bool, list, dict)):
+        try:
+            text = json.dumps(value, ensure_ascii=False)
+        except (TypeError, ValueError):
+            text = repr(value)
+    else:
+        text = repr(value)
     return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 3] + "..."
 
 

@@ -74,7 +74,7 @@ def test_bom_is_rejected():
 
 @pytest.mark.parametrize(("raw", "message"), [
     (b"{nope", "metadata is not valid JSON: line 1 column 2: Expecting property name enclosed in double quotes"),
-    (b"", "metadata is not valid JSON: line 1 column 1: Expecting value"),
+    (b"", "metadata is empty (0 bytes); it must be a JSON object"),
     (b"[1]", "metadata must be a JSON object (got array)"),
     (b'{"Title": "\xff"}', "metadata is not valid UTF-8: byte 0xff at offset 11"),
     (b'{"Title": "a", "Title": "b"}', "metadata field 'Title': appears more than once"),
