@@ -296,14 +296,24 @@ def read_deletes(body: bytes) -> list[str]:
     """Ids from a ``deletesKey`` file: one per line, whitespace and ``\\r`` stripped, blanks skipped.
 
     A duplicate id is kept once, at its first position. A leading BOM is dropped; bytes that are not
-    UTF-8 raise :class:`ManifestError` (the file is part of the job's request).
+    UTF-8, or an id longer than a DocumentId can be, raise :class:`ManifestError` (the file is part of the
+    job's request, so the job fails before anything is sent).
     """
     try:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ManifestError(f"deletes file is not valid UTF-8: byte at offset {exc.start}") from None
     # split("\n") rather than splitlines(): ids may legitimately contain other Unicode separators.
-    return unique(stripped for line in text.split("\n") if (stripped := line.strip()))
+    ids = []
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not (stripped := line.strip()):
+            continue
+        if len(stripped) > MAX_DOCUMENT_ID_LENGTH:
+            # Sent on, it would make Kendra refuse the whole call, failing the ids sent with it.
+            raise ManifestError(f"deletes file line {number}: the id is {len(stripped)} characters; a DocumentId "
+                                f"has at most {MAX_DOCUMENT_ID_LENGTH}")
+        ids.append(stripped)
+    return unique(ids)
 
 
 def unique(ids: Iterable[str]) -> list[str]:
