@@ -125,7 +125,8 @@ DOCUMENT_CASES: tuple[DocumentCase, ...] = (
           message="metadata field 'Attributes.department': must be a string, an integer or a list of strings "
                   "(got null)"),
     _attr("m-attribute-nested", {"department": {"name": "hr"}},
-          message="'Attributes.department': must be a string, an integer or a list of strings (got {\"name\": \"hr\"})"),
+          message="'Attributes.department': must be a string, an integer or a list of strings "
+                  "(got {\"name\": \"hr\"})"),
     _attr("m-attribute-float", {"level": 1.5}, message="'Attributes.level': must be a string, an integer or a "
                                                        "list of strings (got 1.5)"),
     _attr("m-attribute-boolean", {"department": True}, message="'Attributes.department': must be a string, an "
@@ -274,10 +275,7 @@ def _job(name: str, manifest: Any, error: str | None, *, job_id: str | None = ""
          stage: str = "manifest", **kwargs: Any) -> JobCase:
     """A job with one document (``batches/<name>-doc.txt``) and ``manifest`` (bytes as they are, else JSON
     with ``schemaVersion`` and ``jobId`` = ``name`` unless given)."""
-    if isinstance(manifest, bytes):
-        raw = manifest
-    else:
-        raw = dumps({"schemaVersion": 1, "jobId": name, **manifest})
+    raw = manifest if isinstance(manifest, bytes) else dumps({"schemaVersion": 1, "jobId": name, **manifest})
     doc = f"{BATCHES}{name}-doc.txt"
     files = {doc: BODY, _meta_key(doc): dumps({"Title": name}), **(extra or {}), MANIFEST: raw}
     return JobCase(name, files, error, job_id=name if job_id == "" else job_id, stage=stage, **kwargs)
@@ -309,7 +307,8 @@ JOB_CASES: tuple[JobCase, ...] = (
                   "manifest field 'expectedDocs': unknown key (allowed: schemaVersion, jobId, source"),
     _bad_manifest("j-schema-version-string", {"schemaVersion": "1"},
                   "manifest field 'schemaVersion': must be 1 (the only schema version) (got '1')"),
-    _job("j-schema-version-missing", b'{"jobId": "j-schema-version-missing"}', "manifest field 'schemaVersion': required"),
+    _job("j-schema-version-missing", b'{"jobId": "j-schema-version-missing"}',
+         "manifest field 'schemaVersion': required"),
     _bad_manifest("j-expected-documents-string", {"expectedDocuments": "1"},
                   "manifest field 'expectedDocuments': input should be a valid integer (got '1')"),
     _bad_manifest("j-expected-documents-negative", {"expectedDocuments": -1},
@@ -363,20 +362,23 @@ JOB_CASES: tuple[JobCase, ...] = (
          extra={"deletes.txt": b"ok-1\n" + b"d" * 2049 + b"\n"}, stage="deletes"),
     # -- layout keys ------------------------------------------------------------------------------------------
     _bad_manifest("j-documents-prefix-parent", {"documentsPrefix": "../elsewhere/"},
-                  "manifest field 'documentsPrefix': must stay under the job prefix: no '.', '..' or empty path segments"),
+                  "manifest field 'documentsPrefix': must stay under the job prefix: no '.', '..' or empty path "
+                  "segments"),
     _bad_manifest("j-documents-prefix-absolute", {"documentsPrefix": "/batches/"},
                   "manifest field 'documentsPrefix': must be relative to the job prefix (no leading '/')"),
     _bad_manifest("j-documents-prefix-control", {"documentsPrefix": "_control/"},
                   "manifest field 'documentsPrefix': must not be under _control/"),
     _bad_manifest("j-metadata-prefix-overlap", {"metadataPrefix": "batches/meta/"},
-                  "manifest field 'metadataPrefix': overlaps documentsPrefix 'batches/' (one folder is inside the other)"),
+                  "manifest field 'metadataPrefix': overlaps documentsPrefix 'batches/' (one folder is inside the "
+                  "other)"),
     _bad_manifest("j-metadata-prefix-parent", {"metadataPrefix": "a/../../b/"},
                   "manifest field 'metadataPrefix': must stay under the job prefix"),
     _bad_manifest("j-include-unclosed-bracket", {"include": ["**/*.[tx"]},
                   "manifest field 'include': pattern 0 '**/*.[tx' does not parse: unclosed '['"),
     _bad_manifest("j-exclude-bad-double-star", {"exclude": ["drafts/**x"]},
                   "manifest field 'exclude': pattern 0 'drafts/**x' does not parse: '**' must be a whole path segment"),
-    _bad_manifest("j-include-not-a-list", {"include": "**/*.txt"}, "manifest field 'include': input should be a valid list"),
+    _bad_manifest("j-include-not-a-list", {"include": "**/*.txt"},
+                  "manifest field 'include': input should be a valid list"),
     _bad_manifest("j-language-code-bad", {"languageCode": "english!"},
                   "manifest field 'languageCode': string should match pattern"),
     _bad_manifest("j-language-code-number", {"languageCode": 7},
