@@ -275,7 +275,9 @@ def _job(name: str, manifest: Any, error: str | None, *, job_id: str | None = ""
          stage: str = "manifest", **kwargs: Any) -> JobCase:
     """A job with one document (``batches/<name>-doc.txt``) and ``manifest`` (bytes as they are, else JSON
     with ``schemaVersion`` and ``jobId`` = ``name`` unless given)."""
-    raw = manifest if isinstance(manifest, bytes) else dumps({"schemaVersion": 1, "jobId": name, **manifest})
+    # A source of its own per job, so the jobs of the corpus never wait for one another's lock.
+    raw = manifest if isinstance(manifest, bytes) else dumps({"schemaVersion": 1, "jobId": name, "source": name,
+                                                               **manifest})
     doc = f"{BATCHES}{name}-doc.txt"
     files = {doc: BODY, _meta_key(doc): dumps({"Title": name}), **(extra or {}), MANIFEST: raw}
     return JobCase(name, files, error, job_id=name if job_id == "" else job_id, stage=stage, **kwargs)
