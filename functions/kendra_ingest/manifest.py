@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -33,7 +34,7 @@ from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
 from kendra_ingest.globs import GlobError, compile_glob
-from kendra_ingest.metadata import MAX_DOCUMENT_ID_LENGTH
+from kendra_ingest.metadata import MAX_DOCUMENT_ID_LENGTH, document_id_bytes_problem
 from kendra_ingest.pairing import METADATA_SUFFIX
 from kendra_ingest.settings import LANGUAGE_CODE_PATTERN
 from kendra_ingest.validation import JsonInputError, describe_errors, load_json_object
@@ -54,7 +55,15 @@ JOB_ID_RULE = f"must be 1-{JOB_ID_MAX_LENGTH} characters of [A-Za-z0-9._-], star
 _JOB_ID = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{JOB_ID_MAX_LENGTH - 1}}}")
 _NOT_JOB_ID_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 
-DocumentIdText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_DOCUMENT_ID_LENGTH)]
+
+def _fits_the_documents_table(value: str) -> str:
+    if problem := document_id_bytes_problem(value):
+        raise PydanticCustomError("document_id_bytes", problem)
+    return value
+
+
+DocumentIdText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_DOCUMENT_ID_LENGTH),
+                           AfterValidator(_fits_the_documents_table)]
 
 
 class ManifestError(ValueError):
@@ -312,6 +321,8 @@ def read_deletes(body: bytes) -> list[str]:
             # Sent on, it would make Kendra refuse the whole call, failing the ids sent with it.
             raise ManifestError(f"deletes file line {number}: the id is {len(stripped)} characters; a DocumentId "
                                 f"has at most {MAX_DOCUMENT_ID_LENGTH}")
+        if problem := document_id_bytes_problem(stripped):
+            raise ManifestError(f"deletes file line {number}: the id {problem}")
         ids.append(stripped)
     return unique(ids)
 

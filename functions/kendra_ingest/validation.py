@@ -21,6 +21,8 @@ from typing import Any
 from pydantic import ValidationError
 
 _MAX_SHOWN = 60  # characters of an offending value quoted back in a message
+#: Error types whose message states the size that broke the rule: the value itself is not quoted back.
+MEASURED_ERRORS = frozenset({"too_long", "too_short", "document_id_bytes"})
 
 
 class JsonInputError(ValueError):
@@ -89,7 +91,7 @@ def describe_errors(exc: ValidationError, *, what: str, allowed: Iterable[str] =
                 rule += f" (allowed: {', '.join(allowed)})"
         elif error["type"] == "missing":
             rule = "required"
-        elif error["type"] in ("too_long", "too_short"):  # pydantic's message already gives the count
+        elif error["type"] in MEASURED_ERRORS:  # the message already gives the count
             rule = _lower_first(error["msg"])
         else:
             rule = f"{_lower_first(error['msg'])} (got {_got(error['type'], error['input'])})"

@@ -283,3 +283,25 @@ def test_bad_layout_keys_are_manifest_errors_naming_the_key(keys, field, rule):
     message = error_of(manifest_bytes(**keys))
     assert message.startswith(f"manifest field '{field}': "), message
     assert rule in message, message
+
+
+def test_read_deletes_strips_crlf_bom_blanks_and_duplicates():
+    assert read_deletes(b"\xef\xbb\xbfa\r\n\r\n  b  \r\na\n\n") == ["a", "b"]
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    (b"ok\n" + b"d" * 2049, "deletes file line 2: the id is 2049 characters; a DocumentId has at most 2048"),
+    (b"ok\n\n" + "é".encode() * 513, "deletes file line 3: the id must be at most 1024 bytes in UTF-8, the "
+                                     "documents table's key limit (got 1026 bytes in 513 characters)"),
+    (b"ok\xff", "deletes file is not valid UTF-8: byte at offset 2"),
+])
+def test_read_deletes_refuses_ids_that_cannot_be_sent(body, message):
+    with pytest.raises(ManifestError) as caught:
+        read_deletes(body)
+    assert caught.value.message == message
+
+
+def test_manifest_deletes_over_1024_bytes_are_refused():
+    assert error_of(manifest_bytes(deletes=["é" * 600])) == (
+        "manifest field 'deletes[0]': must be at most 1024 bytes in UTF-8, the documents table's key limit "
+        "(got 1200 bytes in 600 characters)")

@@ -110,8 +110,19 @@ def test_2049_char_document_id_in_metadata_names_document_id_and_the_length():
         "metadata field 'DocumentId': string should have at most 2048 characters (got 2049 characters)")
 
 
-def test_2048_char_document_id_is_accepted():
-    assert meta(DocumentId="x" * 2048).document_id == "x" * 2048
+def test_a_document_id_of_1024_bytes_is_accepted():
+    assert meta(DocumentId="x" * 1024).document_id == "x" * 1024
+
+
+@pytest.mark.parametrize(("document_id", "size"), [("x" * 1025, 1025), ("x" * 2048, 2048), ("é" * 513, 1026)])
+def test_a_document_id_over_1024_utf8_bytes_is_refused(document_id, size):
+    # Kendra takes 2,048 characters, but the documents table (its bySource index sorts by the id) takes a
+    # key of 1,024 bytes at most: such a document could be put but never recorded.
+    message = (f"metadata field 'DocumentId': must be at most 1024 bytes in UTF-8, the documents table's key "
+               f"limit (got {size} bytes in {len(document_id)} characters)")
+    assert parse_failure(json.dumps({"DocumentId": document_id}).encode()).error_message == message
+    result = failure(meta(), document_id=document_id)
+    assert result.error_code == "InvalidMetadata" and result.error_message == message
 
 
 # --- access control lists --------------------------------------------------------------------

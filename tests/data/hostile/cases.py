@@ -109,7 +109,9 @@ LEVEL = {"PrincipalList": [PRINCIPAL]}
 NFC = unicodedata.normalize("NFC", "café")
 NFD = unicodedata.normalize("NFD", "café")
 #: A key of about 1,000 characters under ``P/batches/``, in segments a file system accepts.
-LONG_PARTS = ["k" * 199] * 5
+#: S3 keys are at most 1,024 bytes, so the metadata key (``jobs/NNN-documents/batches/<id>.txt.metadata.json``)
+#: must fit too.
+LONG_PARTS = ["k" * 199] * 4 + ["k" * 150]
 LONG_ID = "/".join(LONG_PARTS)
 DEEP_ID = "/".join(f"level{n:02d}" for n in range(1, 21)) + "/deep"
 
@@ -145,6 +147,18 @@ DOCUMENT_CASES: tuple[DocumentCase, ...] = (
          message="metadata field 'DocumentId': string should have at least 1 character (got 0 characters)"),
     _doc("m-document-id-2049", {"DocumentId": "i" * 2049}, code="InvalidMetadata",
          message="metadata field 'DocumentId': string should have at most 2048 characters (got 2049 characters)"),
+    _doc("m-document-id-1024-bytes", {"DocumentId": "m-1024-" + "b" * 1017}, document_id="m-1024-" + "b" * 1017),
+    _doc("m-document-id-1025-bytes", {"DocumentId": "b" * 1025}, code="InvalidMetadata",
+         message="metadata field 'DocumentId': must be at most 1024 bytes in UTF-8, the documents table's key limit "
+                 "(got 1025 bytes in 1025 characters)"),
+    _doc("m-document-id-multibyte", {"DocumentId": "\u00e9" * 513}, code="InvalidMetadata",
+         message="must be at most 1024 bytes in UTF-8, the documents table's key limit (got 1026 bytes in 513 "
+                 "characters)"),
+    _doc("m-document-id-2048", {"DocumentId": "i" * 2048}, code="InvalidMetadata",
+         message="must be at most 1024 bytes in UTF-8"),
+    _doc("m-nulls-mean-absent", {"DocumentId": None, "Title": None, "ContentType": None, "AccessControlList": None}),
+    _doc("m-access-control-configuration-id-bad", {"AccessControlConfigurationId": "not an id!"},
+         code="InvalidMetadata", message="metadata field 'AccessControlConfigurationId': string should match pattern"),
     _doc("m-unknown-key", {"Atributes": {"department": "hr"}}, code="InvalidMetadata",
          message="metadata field 'Atributes': unknown key (allowed: DocumentId, Title, ContentType, Attributes"),
     # -- metadata: string and list limits -----------------------------------------------------------
@@ -201,6 +215,8 @@ DOCUMENT_CASES: tuple[DocumentCase, ...] = (
          message="metadata field 'HierarchicalAccessControlList': list should have at most 30 items after "
                  "validation, not 31"),
     _doc("m-hierarchy-30", {"HierarchicalAccessControlList": [LEVEL] * 30}),
+    _doc("m-hierarchy-principals-misnamed", {"HierarchicalAccessControlList": [{"Principals": [PRINCIPAL]}]},
+         code="InvalidMetadata", message="metadata field 'HierarchicalAccessControlList[0].PrincipalList': required"),
     _doc("m-hierarchy-empty", {"HierarchicalAccessControlList": []}, code="InvalidMetadata",
          message="'HierarchicalAccessControlList': list should have at least 1 item after validation, not 0"),
     # -- metadata: content types -----------------------------------------------------------------------
@@ -258,6 +274,8 @@ DOCUMENT_CASES: tuple[DocumentCase, ...] = (
                  (Outcome("p-missing-metadata", "MissingMetadata", "has no metadata object", stage="pairing"),)),
     DocumentCase("p-missing-document", {_meta_key(f"{BATCHES}p-missing-document.txt"): dumps({"Title": "lone"})},
                  (Outcome("p-missing-document", "MissingDocument", "has no document object", stage="pairing"),)),
+    DocumentCase("p-document-named-like-metadata", {f"{BATCHES}p-notes.metadata.json": b"{}"},
+                 (Outcome("p-notes", "MissingDocument", "has no document object", stage="pairing"),)),
     DocumentCase("p-duplicate-document-id", {
         f"{BATCHES}p-dup-a.txt": BODY, _meta_key(f"{BATCHES}p-dup-a.txt"): dumps({"DocumentId": "p-dup"}),
         f"{BATCHES}p-dup-b.txt": BODY, _meta_key(f"{BATCHES}p-dup-b.txt"): dumps({"DocumentId": "p-dup"}),
@@ -322,6 +340,9 @@ JOB_CASES: tuple[JobCase, ...] = (
                   "manifest field 'deletes[1]': input should be a valid string (got null)"),
     _bad_manifest("j-deletes-2049", {"deletes": ["d" * 2049]},
                   "manifest field 'deletes[0]': string should have at most 2048 characters (got 2049 characters)"),
+    _bad_manifest("j-deletes-multibyte", {"deletes": ["\u00e9" * 600]},
+                  "manifest field 'deletes[0]': must be at most 1024 bytes in UTF-8, the documents table's key limit "
+                  "(got 1200 bytes in 600 characters)"),
     _bad_manifest("j-source-empty", {"source": ""}, "manifest field 'source': string should have at least 1 character"),
     _bad_manifest("j-mode-uppercase", {"mode": "FULL"}, "manifest field 'mode': input should be 'incremental' or "
                                                         "'full' (got 'FULL')"),
@@ -362,6 +383,9 @@ JOB_CASES: tuple[JobCase, ...] = (
     _job("j-deletes-file-id-2049", {"deletesKey": "deletes.txt"},
          "deletes file line 2: the id is 2049 characters; a DocumentId has at most 2048",
          extra={"deletes.txt": b"ok-1\n" + b"d" * 2049 + b"\n"}, stage="deletes"),
+    _job("j-deletes-file-id-1025-bytes", {"deletesKey": "deletes.txt"},
+         "deletes file line 3: the id must be at most 1024 bytes in UTF-8, the documents table's key limit",
+         extra={"deletes.txt": b"ok-1\n\n" + b"d" * 1025 + b"\n"}, stage="deletes"),
     # -- layout keys ------------------------------------------------------------------------------------------
     _bad_manifest("j-documents-prefix-parent", {"documentsPrefix": "../elsewhere/"},
                   "manifest field 'documentsPrefix': must stay under the job prefix: no '.', '..' or empty path "
@@ -373,6 +397,10 @@ JOB_CASES: tuple[JobCase, ...] = (
     _bad_manifest("j-metadata-prefix-overlap", {"metadataPrefix": "batches/meta/"},
                   "manifest field 'metadataPrefix': overlaps documentsPrefix 'batches/' (one folder is inside the "
                   "other)"),
+    _bad_manifest("j-documents-inside-metadata-prefix", {"documentsPrefix": "meta/docs/", "metadataPrefix": "meta/"},
+                  "manifest field 'metadataPrefix': overlaps documentsPrefix 'meta/docs/'"),
+    _bad_manifest("j-metadata-prefix-absolute", {"metadataPrefix": "/meta/"},
+                  "manifest field 'metadataPrefix': must be relative to the job prefix (no leading '/')"),
     _bad_manifest("j-metadata-prefix-parent", {"metadataPrefix": "a/../../b/"},
                   "manifest field 'metadataPrefix': must stay under the job prefix"),
     _bad_manifest("j-include-unclosed-bracket", {"include": ["**/*.[tx"]},
