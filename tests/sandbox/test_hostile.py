@@ -59,7 +59,7 @@ def _sent_ids(calls: list[dict[str, Any]], operation: str = "BatchPutDocument") 
 def _readable(message: str) -> None:
     """A failure message a person can act on: one line, no traceback, no raw Lambda error JSON."""
     assert message and "\n" not in message, message
-    for noise in ("Traceback", "errorType", "stackTrace", 'File "'):
+    for noise in ("Traceback", "errorType", "stackTrace", 'File "', "ClientError", "a pipeline step failed"):
         assert noise not in message, message
 
 
