@@ -69,7 +69,12 @@ UNIT_CASES = [case for case in DOCUMENT_CASES if all(o.stage in ("metadata", "pa
 def test_document_case(case: DocumentCase):
     results = _build(case)
     assert len(results) == len(case.outcomes)
-    for outcome, result in zip(case.outcomes, results, strict=True):
+
+    def order(item: Failure | dict) -> tuple[str, str]:
+        return (item.document_id, item.error_code) if isinstance(item, Failure) else (item["Id"], "")
+
+    outcomes = sorted(case.outcomes, key=lambda o: (o.document_id, o.code or ""))
+    for outcome, result in zip(outcomes, sorted(results, key=order), strict=True):
         if outcome.code is None:
             assert isinstance(result, dict), result
             assert result["Id"] == outcome.document_id

@@ -276,6 +276,10 @@ DOCUMENT_CASES: tuple[DocumentCase, ...] = (
                  (Outcome("p-missing-document", "MissingDocument", "has no document object", stage="pairing"),)),
     DocumentCase("p-document-named-like-metadata", {f"{BATCHES}p-notes.metadata.json": b"{}"},
                  (Outcome("p-notes", "MissingDocument", "has no document object", stage="pairing"),)),
+    DocumentCase("p-metadata-suffix-uppercase", {
+        f"{BATCHES}p-upper.txt": BODY, f"{BATCHES}p-upper.txt.METADATA.JSON": dumps({"Title": "not metadata"}),
+    }, (Outcome("p-upper", "MissingMetadata", "has no metadata object", stage="pairing"),
+        Outcome("p-upper.txt.METADATA", "MissingMetadata", "has no metadata object", stage="pairing"))),
     DocumentCase("p-duplicate-document-id", {
         f"{BATCHES}p-dup-a.txt": BODY, _meta_key(f"{BATCHES}p-dup-a.txt"): dumps({"DocumentId": "p-dup"}),
         f"{BATCHES}p-dup-b.txt": BODY, _meta_key(f"{BATCHES}p-dup-b.txt"): dumps({"DocumentId": "p-dup"}),
@@ -417,6 +421,11 @@ JOB_CASES: tuple[JobCase, ...] = (
                   "acl.json (accessControlKey) does not exist; nothing was sent to Kendra", stage="plan"),
     _job("j-access-control-file-broken", {"accessControlKey": "acl.json"}, "field 'aclEntries': required",
          extra={"acl.json": dumps([{"keyPrefix": "s3://bucket/"}])}, stage="plan"),
+    # -- what the job finds -------------------------------------------------------------------------------
+    _bad_manifest("j-expected-documents-wrong", {"expectedDocuments": 2},
+                  "expectedDocuments is 2 but 1 documents were found; nothing was sent to Kendra", stage="plan"),
+    _bad_manifest("j-documents-elsewhere", {"documentsPrefix": "docs/"},
+                  "no documents under s3://", stage="plan"),
     # -- odd job prefixes ---------------------------------------------------------------------------------
     _job("j-prefix-odd-characters", {}, None, prefix="jobs/odd prefix+%2B#é", **SUCCEEDED),
 )
