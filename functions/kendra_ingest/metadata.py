@@ -17,7 +17,7 @@ import posixpath
 import re
 import unicodedata
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -342,7 +342,12 @@ def _date(value: str) -> datetime:
         raise InvalidAttribute(f"not an ISO-8601 date-time (got {shown(value)})") from None
     if parsed.tzinfo is None:
         raise InvalidAttribute(f"date {value!r} has no timezone; add one, e.g. 2025-10-05T12:00:00Z")
-    return parsed
+    try:
+        # botocore sends DateValue as epoch seconds, converting to UTC first: a date that leaves the
+        # datetime range there (0001-01-01T00:00+14:00) would make the whole call fail to serialize.
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise InvalidAttribute(f"date {value!r} is out of range in UTC (years 1-9999)") from None
 
 
 def _own_access_control(meta: DocumentMetadata) -> bool:

@@ -213,6 +213,9 @@ def test_index_date_fields_become_dates_and_other_strings_stay_strings():
 @pytest.mark.parametrize(("value", "rule"), [
     ("2025-10-05T12:00:00", "has no timezone"), ("2025-10-05", "has no timezone"),
     ("yesterday", "not an ISO-8601 date-time"), (1728129600, "a date must be an ISO-8601 string"),
+    # In range as written, out of range in UTC: botocore would fail the whole call serializing it.
+    ("0001-01-01T00:00:00+14:00", "is out of range in UTC (years 1-9999)"),
+    ("9999-12-31T23:59:59-14:00", "is out of range in UTC (years 1-9999)"),
 ])
 def test_bad_dates_name_the_attribute(value, rule):
     message = failure(meta(Attributes={"_created_at": value})).error_message
@@ -425,3 +428,16 @@ def test_declared_document_id() -> None:
     assert declared_document_id(b'{"DocumentId": "emp-7", "Title": 3}') == "emp-7"
     assert declared_document_id(b'{"DocumentId": ""}') is None
     assert declared_document_id(b"not json") is None
+
+
+def test_dates_are_sent_in_utc_and_serialize():
+    import botocore.session
+    from botocore.serialize import create_serializer
+
+    built = document(meta(Attributes={"_created_at": "0001-01-01T00:00:00Z",
+                                      "_last_updated_at": "2025-10-05T14:00:00+02:00"}))
+    dates = [a["Value"]["DateValue"] for a in built["Attributes"]]
+    assert dates == [datetime(1, 1, 1, tzinfo=UTC), datetime(2025, 10, 5, 12, tzinfo=UTC)]
+    assert all(d.utcoffset() == timedelta(0) for d in dates)
+    model = botocore.session.get_session().get_service_model("kendra").operation_model("BatchPutDocument")
+    create_serializer("json").serialize_to_request({"IndexId": "i" * 36, "Documents": [{**built, "Blob": b"x"}]}, model)

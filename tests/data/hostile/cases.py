@@ -194,6 +194,11 @@ DOCUMENT_CASES: tuple[DocumentCase, ...] = (
           message="'Attributes._created_at': not an ISO-8601 date-time (got 'Sun, 05 Oct 2025 12:00:00 GMT')"),
     _attr("m-date-month-13", {"reviewed_at": "2025-13-05T12:00:00Z"},
           message="'Attributes.reviewed_at': not an ISO-8601 date-time (got '2025-13-05T12:00:00Z')"),
+    _attr("m-date-overflows-utc-low", {"_created_at": "0001-01-01T00:00:00+14:00"},
+          message="'Attributes._created_at': date '0001-01-01T00:00:00+14:00' is out of range in UTC"),
+    _attr("m-date-overflows-utc-high", {"reviewed_at": "9999-12-31T23:59:59-14:00"},
+          message="'Attributes.reviewed_at': date '9999-12-31T23:59:59-14:00' is out of range in UTC"),
+    _attr("m-date-year-1-utc", {"reviewed_at": "0001-01-01T00:00:00Z"}, code=None),
     # -- metadata: access control -----------------------------------------------------------------------
     _acl("m-acl-type-lowercase", [{**PRINCIPAL, "Type": "group"}],
          "metadata field 'AccessControlList[0].Type': input should be 'USER' or 'GROUP' (got 'group')"),
