@@ -73,7 +73,36 @@ def load_json_object(raw: bytes, *, what: str, strip_bom: bool) -> dict[str, Any
         ) from None
     if not isinstance(value, dict):
         raise JsonInputError(f"{what} must be a JSON object (got {json_type(value)})")
+    if (where := _surrogate_at(value)) is not None:
+        # JSON lets "\ud800" through, but it is no character: it cannot be written as UTF-8 to a report,
+        # a table or a request, and would break the job far from its cause.
+        path, char, in_key = where
+        field = f"{what} field '{path}'" if path else what
+        holder = "a key holds" if in_key else "holds"
+        raise JsonInputError(f"{field}: {holder} the escape \\u{ord(char):04x}, half of a UTF-16 surrogate pair, "
+                             "which is not a character")
     return value
+
+
+def _surrogate_at(value: Any, loc: tuple[int | str, ...] = ()) -> tuple[str, str, bool] | None:
+    """(field path, character, in a key) of the first lone surrogate in a decoded JSON value.
+
+    The path never contains the surrogate itself: for one in a key, it names the object holding the key.
+    """
+    if isinstance(value, str):
+        char = _surrogate(value)
+        return (field_path(loc), char, False) if char else None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        if isinstance(key, str) and (char := _surrogate(key)):
+            return field_path(loc), char, True
+        if found := _surrogate_at(item, (*loc, key)):
+            return found
+    return None
+
+
+def _surrogate(text: str) -> str | None:
+    return next((c for c in text if "\ud800" <= c <= "\udfff"), None)
 
 
 def describe_errors(exc: ValidationError, *, what: str, allowed: Iterable[str] = ()) -> str:

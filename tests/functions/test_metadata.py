@@ -441,3 +441,20 @@ def test_dates_are_sent_in_utc_and_serialize():
     assert all(d.utcoffset() == timedelta(0) for d in dates)
     model = botocore.session.get_session().get_service_model("kendra").operation_model("BatchPutDocument")
     create_serializer("json").serialize_to_request({"IndexId": "i" * 36, "Documents": [{**built, "Blob": b"x"}]}, model)
+
+
+@pytest.mark.parametrize(("raw", "message"), [
+    (rb'{"DocumentId": "a\ud800"}', "metadata field 'DocumentId': holds the escape \\ud800"),
+    (rb'{"Attributes": {"tags": ["ok", "\udfff"]}}', "metadata field 'Attributes.tags[1]': holds the escape \\udfff"),
+    (rb'{"Attributes": {"k\udc00": 1}}', "metadata field 'Attributes': a key holds the escape \\udc00"),
+])
+def test_a_lone_surrogate_escape_is_invalid_metadata_and_the_message_encodes(raw, message):
+    # "\ud800" is valid JSON but no character: it could not be written to failures.csv as UTF-8.
+    result = parse_failure(raw)
+    assert result.error_message.startswith(message) and result.document_id == "hint"
+    result.error_message.encode("utf-8")
+
+
+def test_an_escaped_surrogate_pair_is_one_character():
+    assert meta(Title="\U0001f600").title == "\U0001f600"
+    assert parse_metadata(rb'{"Title": "\ud83d\ude00"}', document_id_hint="h").title == "\U0001f600"

@@ -239,6 +239,14 @@ DOCUMENT_CASES: tuple[DocumentCase, ...] = (
          message="metadata starts with a UTF-8 byte order mark; save it as UTF-8 without BOM"),
     _doc("m-invalid-utf8", b'{"Title": "caf\xe9"}', code="InvalidMetadata",
          message="metadata is not valid UTF-8: byte 0xe9 at offset 14"),
+    _doc("m-surrogate-document-id", b'{"DocumentId": "emp-\\ud800", "ContentType": "CSV!"}', code="InvalidMetadata",
+         message="metadata field 'DocumentId': holds the escape \\ud800, half of a UTF-16 surrogate pair, which is "
+                 "not a character"),
+    _doc("m-surrogate-title", b'{"Title": "caf\\udce9"}', code="InvalidMetadata",
+         message="metadata field 'Title': holds the escape \\udce9, half of a UTF-16 surrogate pair"),
+    _doc("m-surrogate-attribute-key", b'{"Attributes": {"dept\\udfff": "hr"}}', code="InvalidMetadata",
+         message="metadata field 'Attributes': a key holds the escape \\udfff"),
+    _doc("m-surrogate-pair-is-fine", b'{"Title": "\\ud83d\\ude00 an emoji, escaped"}'),
     _doc("m-json-array", b'[{"Title": "a"}]', code="InvalidMetadata",
          message="metadata must be a JSON object (got array)"),
     _doc("m-empty-file", b"", code="InvalidMetadata", message="metadata is empty (0 bytes); it must be a JSON object"),
@@ -352,6 +360,8 @@ JOB_CASES: tuple[JobCase, ...] = (
     _bad_manifest("j-deletes-multibyte", {"deletes": ["\u00e9" * 600]},
                   "manifest field 'deletes[0]': must be at most 1024 bytes in UTF-8, the documents table's key limit "
                   "(got 1200 bytes in 600 characters)"),
+    _job("j-surrogate-in-deletes", b'{"schemaVersion": 1, "jobId": "j-surrogate-in-deletes", "deletes": ["x\\ud800"]}',
+         "manifest field 'deletes[0]': holds the escape \\ud800, half of a UTF-16 surrogate pair", job_id=None),
     _bad_manifest("j-source-empty", {"source": ""}, "manifest field 'source': string should have at least 1 character"),
     _bad_manifest("j-mode-uppercase", {"mode": "FULL"}, "manifest field 'mode': input should be 'incremental' or "
                                                         "'full' (got 'FULL')"),
