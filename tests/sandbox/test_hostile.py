@@ -134,8 +134,15 @@ def test_job_case(corpus, case: JobCase):
         assert "FAILED" in corpus["notes"][job_id]["subject"]
     else:
         assert "error" not in summary, summary
-        assert corpus["index"][document_id]["status"] == "INDEXED"
+        if case.indexed:
+            assert corpus["index"][document_id]["status"] == "INDEXED"
+        else:
+            assert document_id not in _sent_ids(corpus["calls"]) and document_id not in corpus["index"]
     assert summary["documents"] == {**summary["documents"], **case.documents}
     assert summary["deletes"] == {**summary["deletes"], **case.deletes}
-    got = sorted((r["documentId"], r["errorCode"]) for r in rows(failures))
-    assert got == sorted((d, c) for d, c, _ in case.rows)
+    got = sorted((r["documentId"], r["errorCode"], r["errorMessage"]) for r in rows(failures))
+    expected = sorted(case.rows)
+    assert [(d, c) for d, c, _ in got] == [(d, c) for d, c, _ in expected], got
+    for (_, _, message), (_, _, fragment) in zip(got, expected, strict=True):
+        assert fragment in message, message
+        _readable(message)

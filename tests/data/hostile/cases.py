@@ -74,6 +74,8 @@ class JobCase:
     rows: tuple[tuple[str, str, str], ...] = ()
     #: Upload under this prefix instead of a generated one.
     prefix: str | None = None
+    #: A job that runs: its document ``<name>-doc`` ends in the index.
+    indexed: bool = True
 
 
 def dumps(value: Any) -> bytes:
@@ -270,6 +272,11 @@ DOCUMENT_CASES: tuple[DocumentCase, ...] = (
                                    f"{MAX_DOCUMENT_BYTES:,} bytes per document"),
     # -- odd keys ----------------------------------------------------------------------------------------
     _doc("o-spaces in the name", {"Title": "spaces"}),
+    _doc("o-tab\tin-the-name", {"Title": "a tab"}),
+    _doc("o-upper-extension", {"Title": "TXT"}, ext=".TXT"),
+    _doc("o-no-extension", {"Title": "no extension"}, ext="", code="InvalidMetadata",
+         message="metadata field 'ContentType': missing, and the extension of "),
+    _doc("o-backslash\\and-dots..", {"Title": "backslash"}),
     _doc(f"o-norm-{NFC}", {"Title": "NFC"}),
     _doc(f"o-norm-{NFD}", {"Title": "NFD: another key, so another document"}),
     _doc("o-percent-100%-%41", {"Title": "percent"}),
@@ -426,6 +433,8 @@ JOB_CASES: tuple[JobCase, ...] = (
                   "manifest field 'include': pattern 0 '**/*.[tx' does not parse: unclosed '['"),
     _bad_manifest("j-exclude-bad-double-star", {"exclude": ["drafts/**x"]},
                   "manifest field 'exclude': pattern 0 'drafts/**x' does not parse: '**' must be a whole path segment"),
+    _bad_manifest("j-include-101", {"include": [f"p{n}/**" for n in range(101)]},
+                  "manifest field 'include': list should have at most 100 items after validation, not 101"),
     _bad_manifest("j-include-not-a-list", {"include": "**/*.txt"},
                   "manifest field 'include': input should be a valid list"),
     _bad_manifest("j-language-code-bad", {"languageCode": "english!"},
@@ -441,6 +450,19 @@ JOB_CASES: tuple[JobCase, ...] = (
                   "expectedDocuments is 2 but 1 documents were found; nothing was sent to Kendra", stage="plan"),
     _bad_manifest("j-documents-elsewhere", {"documentsPrefix": "docs/"},
                   "no documents under s3://", stage="plan"),
+    _job("j-put-and-delete", {"deletes": ["j-put-and-delete-doc"]}, None, status="COMPLETED_WITH_FAILURES",
+         indexed=False, documents={"requested": 1, "put": 0, "failed": 1},
+         deletes={"requested": 1, "deleted": 0, "failed": 1},
+         rows=(("j-put-and-delete-doc", "ConflictingOperation", "operation put: DocumentId 'j-put-and-delete-doc' "
+                                                                "is both put and deleted in this job; neither is sent"),
+               ("j-put-and-delete-doc", "ConflictingOperation", "operation delete: "))),
+    _job("j-metadata-not-required", {"metadataRequired": False}, None, status="COMPLETED_WITH_FAILURES",
+         # Without metadata, bare.txt and bare.xyz both get the DocumentId "bare": the first by key wins.
+         extra={"batches/bare.txt": BODY, "batches/bare.xyz": BODY, "batches/odd.xyz": BODY},
+         documents={"requested": 4, "put": 2, "failed": 2},
+         rows=(("bare", "DuplicateDocumentId", "/batches/bare.xyz' claims DocumentId 'bare', already claimed"),
+               ("odd", "InvalidMetadata", "metadata field 'ContentType': missing, and the extension of "))),
+    _job("j-id-80-" + "x" * 72, {}, None, **SUCCEEDED),
     # -- odd job prefixes ---------------------------------------------------------------------------------
     _job("j-prefix-odd-characters", {}, None, prefix="jobs/odd prefix+%2B#é", **SUCCEEDED),
 )
