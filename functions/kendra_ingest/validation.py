@@ -39,6 +39,17 @@ def load_json_object(raw: bytes, *, what: str, strip_bom: bool) -> dict[str, Any
     ``strip_bom`` accepts (and drops) a leading UTF-8 byte order mark; otherwise a BOM is an error,
     because Kendra requires metadata files in UTF-8 without one.
     """
+    value = load_json(raw, what=what, strip_bom=strip_bom)
+    if not isinstance(value, dict):
+        raise JsonInputError(f"{what} must be a JSON object (got {json_type(value)})")
+    return value
+
+
+def load_json(raw: bytes, *, what: str, strip_bom: bool, shape: str = "a JSON object") -> Any:
+    """Decode ``raw`` as any UTF-8 JSON value, with the rules of :func:`load_json_object`.
+
+    ``shape`` says what the file should hold, for the message about an empty one.
+    """
     if raw.startswith(codecs.BOM_UTF8):
         if not strip_bom:
             raise JsonInputError(f"{what} starts with a UTF-8 byte order mark; save it as UTF-8 without BOM")
@@ -64,15 +75,13 @@ def load_json_object(raw: bytes, *, what: str, strip_bom: bool) -> dict[str, Any
     if not text.strip():
         # json's "Expecting value" at line 1 column 1 would not say what is wrong.
         size = f"{len(raw)} bytes of whitespace" if raw else "0 bytes"
-        raise JsonInputError(f"{what} is empty ({size}); it must be a JSON object")
+        raise JsonInputError(f"{what} is empty ({size}); it must be {shape}")
     try:
         value = json.loads(text, object_pairs_hook=reject_duplicates, parse_constant=reject_constant)
     except json.JSONDecodeError as exc:
         raise JsonInputError(
             f"{what} is not valid JSON: line {exc.lineno} column {exc.colno}: {exc.msg}"
         ) from None
-    if not isinstance(value, dict):
-        raise JsonInputError(f"{what} must be a JSON object (got {json_type(value)})")
     if (where := _surrogate_at(value)) is not None:
         # JSON lets "\ud800" through, but it is no character: it cannot be written as UTF-8 to a report,
         # a table or a request, and would break the job far from its cause.
