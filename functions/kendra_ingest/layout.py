@@ -37,7 +37,7 @@ from kendra_ingest.globs import compile_glob
 from kendra_ingest.metadata import MAX_ACL_ENTRIES, Principal
 from kendra_ingest.models import SourceObject
 from kendra_ingest.pairing import METADATA_SUFFIX
-from kendra_ingest.validation import JsonInputError, describe_errors, json_type, load_json_object
+from kendra_ingest.validation import JsonInputError, describe_errors, json_type, load_json
 
 S3_SCHEME = "s3://"
 
@@ -192,15 +192,16 @@ def parse_access_control(raw: bytes, *, key: str = "accessControlKey") -> Access
     """Validate the file's bytes; raise :class:`AccessControlError` naming what is wrong."""
     what = f"access control file {key}"
     try:
-        # The file is a JSON array; load_json_object wants an object, so wrap it.
-        value = load_json_object(b'{"rules": ' + raw.removeprefix(b"\xef\xbb\xbf") + b"}", what=what,
-                                 strip_bom=False)["rules"]
+        value = load_json(raw, what=what, strip_bom=True, shape="a JSON array of {keyPrefix, aclEntries}")
     except JsonInputError as exc:
         raise AccessControlError(exc.message) from None
     if not isinstance(value, list):
         raise AccessControlError(f"{what} must be a JSON array of {{keyPrefix, aclEntries}} (got {json_type(value)})")
     paths, entries = [], []
     for position, item in enumerate(value):
+        if not isinstance(item, dict):
+            raise AccessControlError(f"{what} entry {position}: must be an object {{keyPrefix, aclEntries}} "
+                                     f"(got {json_type(item)})")
         try:
             rule = _Rule.model_validate(item)
         except ValidationError as exc:

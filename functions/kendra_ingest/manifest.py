@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -33,7 +34,8 @@ from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
 from kendra_ingest.globs import GlobError, compile_glob
-from kendra_ingest.metadata import MAX_DOCUMENT_ID_LENGTH
+from kendra_ingest.metadata import MAX_DOCUMENT_ID_LENGTH, document_id_bytes_problem
+from kendra_ingest.pairing import METADATA_SUFFIX
 from kendra_ingest.settings import LANGUAGE_CODE_PATTERN
 from kendra_ingest.validation import JsonInputError, describe_errors, load_json_object
 
@@ -42,13 +44,26 @@ CONTROL_DIR = "_control/"
 BATCHES_DIR = "batches/"
 #: The connector allows 100 inclusion and 100 exclusion patterns per data source.
 MAX_PATTERNS = 100
+#: A manifest larger than this is refused before it is parsed (long delete lists belong in a deletesKey
+#: file, which is read line by line).
+MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 
 JOB_ID_MAX_LENGTH = 80
-JOB_ID_RULE = f"must be 1-{JOB_ID_MAX_LENGTH} characters of [A-Za-z0-9._-]"
-_JOB_ID = re.compile(rf"[A-Za-z0-9._-]{{1,{JOB_ID_MAX_LENGTH}}}")
+JOB_ID_RULE = f"must be 1-{JOB_ID_MAX_LENGTH} characters of [A-Za-z0-9._-], starting with a letter or digit"
+# The first character is a letter or digit: a job id is a path segment of report keys and of the
+# sandbox's output folders, so "." and ".." (and option-like "-x") must never be one.
+_JOB_ID = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{JOB_ID_MAX_LENGTH - 1}}}")
 _NOT_JOB_ID_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 
-DocumentIdText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_DOCUMENT_ID_LENGTH)]
+
+def _fits_the_documents_table(value: str) -> str:
+    if problem := document_id_bytes_problem(value):
+        raise PydanticCustomError("document_id_bytes", problem)
+    return value
+
+
+DocumentIdText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_DOCUMENT_ID_LENGTH),
+                           AfterValidator(_fits_the_documents_table)]
 
 
 class ManifestError(ValueError):
@@ -177,19 +192,50 @@ def parse_manifest(raw: bytes) -> Manifest:
     editors on Windows add one and the manifest's meaning is unaffected (metadata files, read by Kendra's
     rules, reject it instead). Every field problem is reported, separated by ``; ``.
     """
+    if len(raw) > MAX_MANIFEST_BYTES:
+        raise ManifestError(
+            f"manifest is {len(raw)} bytes, more than the {MAX_MANIFEST_BYTES} allowed; "
+            "list many deletes in a deletesKey file (one id per line) instead"
+        )
     try:
         obj = load_json_object(raw, what="manifest", strip_bom=True)
     except JsonInputError as exc:
         raise ManifestError(exc.message) from None
     try:
-        return Manifest.model_validate(obj)
+        manifest = Manifest.model_validate(obj)
     except ValidationError as exc:
         allowed = (field.alias or name for name, field in Manifest.model_fields.items())
         raise ManifestError(describe_errors(exc, what="manifest", allowed=allowed)) from None
+    if (problem := deletes_key_problem(manifest)) is not None:
+        raise ManifestError(f"manifest field 'deletesKey': {problem} (got {manifest.deletes_key!r})")
+    return manifest
+
+
+def deletes_key_problem(manifest: Manifest) -> str | None:
+    """Why the ``deletesKey`` cannot be the deletes file, given the layout keys (None: it can).
+
+    A deletes file inside the documents would take a document out of the job and read its bytes as ids;
+    the job fails instead, before anything is sent.
+    """
+    key = manifest.deletes_key
+    if key is None:
+        return None
+    if key.endswith(METADATA_SUFFIX):
+        return "must not be a metadata file (*.metadata.json)"
+    if manifest.documents_prefix and key.startswith(manifest.documents_prefix):
+        return (f"must not be under documentsPrefix {manifest.documents_prefix!r}, where it would be a document "
+                "of the job; put it beside _control/, e.g. deletes.txt")
+    if manifest.metadata_prefix and key.startswith(manifest.metadata_prefix):
+        return f"must not be under metadataPrefix {manifest.metadata_prefix!r}, where the metadata files are"
+    if key.startswith(CONTROL_DIR):
+        return f"must not be under {CONTROL_DIR} (the job's control files)"
+    if key == manifest.access_control_key:
+        return "must not be the accessControlKey file"
+    return None
 
 
 def is_valid_job_id(value: str) -> bool:
-    """True when ``value`` is 1-80 characters of ``[A-Za-z0-9._-]``."""
+    """True when ``value`` is 1-80 characters of ``[A-Za-z0-9._-]`` starting with a letter or digit."""
     return _JOB_ID.fullmatch(value) is not None
 
 
@@ -259,14 +305,26 @@ def read_deletes(body: bytes) -> list[str]:
     """Ids from a ``deletesKey`` file: one per line, whitespace and ``\\r`` stripped, blanks skipped.
 
     A duplicate id is kept once, at its first position. A leading BOM is dropped; bytes that are not
-    UTF-8 raise :class:`ManifestError` (the file is part of the job's request).
+    UTF-8, or an id longer than a DocumentId can be, raise :class:`ManifestError` (the file is part of the
+    job's request, so the job fails before anything is sent).
     """
     try:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ManifestError(f"deletes file is not valid UTF-8: byte at offset {exc.start}") from None
     # split("\n") rather than splitlines(): ids may legitimately contain other Unicode separators.
-    return unique(stripped for line in text.split("\n") if (stripped := line.strip()))
+    ids = []
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not (stripped := line.strip()):
+            continue
+        if len(stripped) > MAX_DOCUMENT_ID_LENGTH:
+            # Sent on, it would make Kendra refuse the whole call, failing the ids sent with it.
+            raise ManifestError(f"deletes file line {number}: the id is {len(stripped)} characters; a DocumentId "
+                                f"has at most {MAX_DOCUMENT_ID_LENGTH}")
+        if problem := document_id_bytes_problem(stripped):
+            raise ManifestError(f"deletes file line {number}: the id {problem}")
+        ids.append(stripped)
+    return unique(ids)
 
 
 def unique(ids: Iterable[str]) -> list[str]:

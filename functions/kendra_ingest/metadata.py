@@ -17,7 +17,7 @@ import posixpath
 import re
 import unicodedata
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -30,6 +30,10 @@ from kendra_ingest.validation import JsonInputError, describe_errors, load_json_
 
 # Limits of the botocore Kendra model (service-2.json), which botocore itself does not check.
 MAX_DOCUMENT_ID_LENGTH = 2048
+#: The documents table keys each document by its id, and its bySource index sorts by the id: DynamoDB
+#: allows a sort key of at most 1024 bytes, so an id longer than that (in UTF-8) could be put into Kendra
+#: but never recorded, and its part would be reported failed although indexed. Refused before sending.
+MAX_DOCUMENT_ID_BYTES = 1024
 MAX_ATTRIBUTE_KEY_LENGTH = 200
 MAX_STRING_VALUE_LENGTH = 2048
 MAX_PRINCIPAL_NAME_LENGTH = 200
@@ -123,6 +127,22 @@ class DocumentMetadata(_Strict):
         None, min_length=1, max_length=MAX_ACCESS_CONTROL_CONFIGURATION_ID_LENGTH, pattern=r"^[a-zA-Z0-9-]+$"
     )
 
+    @field_validator("document_id")
+    @classmethod
+    def _id_bytes(cls, value: str | None) -> str | None:
+        if value is not None and (problem := document_id_bytes_problem(value)):
+            raise PydanticCustomError("document_id_bytes", problem)
+        return value
+
+
+def document_id_bytes_problem(document_id: str) -> str | None:
+    """Why ``document_id`` is too long for the documents table (None: it fits)."""
+    size = len(document_id.encode("utf-8", "surrogatepass"))
+    if size <= MAX_DOCUMENT_ID_BYTES:
+        return None
+    return (f"must be at most {MAX_DOCUMENT_ID_BYTES} bytes in UTF-8, the documents table's key limit "
+            f"(got {size} bytes in {len(document_id)} characters)")
+
 
 _METADATA_KEYS = tuple(field.alias or name for name, field in DocumentMetadata.model_fields.items())
 
@@ -204,9 +224,11 @@ def to_document(
     if (body is None) == (s3_path is None):
         raise ValueError("to_document needs exactly one of body (inline) or s3_path (s3 mode)")
     problems = []
-    if not _valid_document_id(document_id):
+    if not 1 <= len(document_id) <= MAX_DOCUMENT_ID_LENGTH:
         problems.append(f"metadata field 'DocumentId': must be 1-{MAX_DOCUMENT_ID_LENGTH} characters "
                         f"(got {len(document_id)})")
+    elif problem := document_id_bytes_problem(document_id):
+        problems.append(f"metadata field 'DocumentId': {problem}")
     content_type = meta.content_type or content_type_for(key)
     if content_type is None:
         problems.append(
@@ -320,7 +342,12 @@ def _date(value: str) -> datetime:
         raise InvalidAttribute(f"not an ISO-8601 date-time (got {shown(value)})") from None
     if parsed.tzinfo is None:
         raise InvalidAttribute(f"date {value!r} has no timezone; add one, e.g. 2025-10-05T12:00:00Z")
-    return parsed
+    try:
+        # botocore sends DateValue as epoch seconds, converting to UTC first: a date that leaves the
+        # datetime range there (0001-01-01T00:00+14:00) would make the whole call fail to serialize.
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise InvalidAttribute(f"date {value!r} is out of range in UTC (years 1-9999)") from None
 
 
 def _own_access_control(meta: DocumentMetadata) -> bool:
@@ -333,7 +360,7 @@ def _principals(principals: list[Principal]) -> list[dict[str, Any]]:
 
 
 def _valid_document_id(document_id: str) -> bool:
-    return 1 <= len(document_id) <= MAX_DOCUMENT_ID_LENGTH
+    return 1 <= len(document_id) <= MAX_DOCUMENT_ID_LENGTH and document_id_bytes_problem(document_id) is None
 
 
 def _invalid(document_id: str, message: str) -> Failure:

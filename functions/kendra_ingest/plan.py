@@ -311,7 +311,10 @@ def make_plan(
         body = read(job.bucket, key)
         if body is None:
             return Made([], [], [], counts, f"deletesKey {key} does not exist")
-        deletes = manifests.unique([*deletes, *manifests.read_deletes(body)])
+        try:
+            deletes = manifests.unique([*deletes, *manifests.read_deletes(body)])
+        except manifests.ManifestError as exc:
+            return refused(f"{exc.message}; nothing was sent to Kendra")
 
     access = access_file = None
     acl_key = manifests.access_control_object_key(job.prefix, manifest)

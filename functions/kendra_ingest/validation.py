@@ -21,6 +21,8 @@ from typing import Any
 from pydantic import ValidationError
 
 _MAX_SHOWN = 60  # characters of an offending value quoted back in a message
+#: Error types whose message states the size that broke the rule: the value itself is not quoted back.
+MEASURED_ERRORS = frozenset({"too_long", "too_short", "document_id_bytes"})
 
 
 class JsonInputError(ValueError):
@@ -36,6 +38,17 @@ def load_json_object(raw: bytes, *, what: str, strip_bom: bool) -> dict[str, Any
 
     ``strip_bom`` accepts (and drops) a leading UTF-8 byte order mark; otherwise a BOM is an error,
     because Kendra requires metadata files in UTF-8 without one.
+    """
+    value = load_json(raw, what=what, strip_bom=strip_bom)
+    if not isinstance(value, dict):
+        raise JsonInputError(f"{what} must be a JSON object (got {json_type(value)})")
+    return value
+
+
+def load_json(raw: bytes, *, what: str, strip_bom: bool, shape: str = "a JSON object") -> Any:
+    """Decode ``raw`` as any UTF-8 JSON value, with the rules of :func:`load_json_object`.
+
+    ``shape`` says what the file should hold, for the message about an empty one.
     """
     if raw.startswith(codecs.BOM_UTF8):
         if not strip_bom:
@@ -59,15 +72,46 @@ def load_json_object(raw: bytes, *, what: str, strip_bom: bool) -> dict[str, Any
     def reject_constant(name: str) -> Any:
         raise JsonInputError(f"{what} is not valid JSON: {name} is not a JSON number")
 
+    if not text.strip():
+        # json's "Expecting value" at line 1 column 1 would not say what is wrong.
+        size = f"{len(raw)} bytes of whitespace" if raw else "0 bytes"
+        raise JsonInputError(f"{what} is empty ({size}); it must be {shape}")
     try:
         value = json.loads(text, object_pairs_hook=reject_duplicates, parse_constant=reject_constant)
     except json.JSONDecodeError as exc:
         raise JsonInputError(
             f"{what} is not valid JSON: line {exc.lineno} column {exc.colno}: {exc.msg}"
         ) from None
-    if not isinstance(value, dict):
-        raise JsonInputError(f"{what} must be a JSON object (got {json_type(value)})")
+    if (where := _surrogate_at(value)) is not None:
+        # JSON lets "\ud800" through, but it is no character: it cannot be written as UTF-8 to a report,
+        # a table or a request, and would break the job far from its cause.
+        path, char, in_key = where
+        field = f"{what} field '{path}'" if path else what
+        holder = "a key holds" if in_key else "holds"
+        raise JsonInputError(f"{field}: {holder} the escape \\u{ord(char):04x}, half of a UTF-16 surrogate pair, "
+                             "which is not a character")
     return value
+
+
+def _surrogate_at(value: Any, loc: tuple[int | str, ...] = ()) -> tuple[str, str, bool] | None:
+    """(field path, character, in a key) of the first lone surrogate in a decoded JSON value.
+
+    The path never contains the surrogate itself: for one in a key, it names the object holding the key.
+    """
+    if isinstance(value, str):
+        char = _surrogate(value)
+        return (field_path(loc), char, False) if char else None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        if isinstance(key, str) and (char := _surrogate(key)):
+            return field_path(loc), char, True
+        if found := _surrogate_at(item, (*loc, key)):
+            return found
+    return None
+
+
+def _surrogate(text: str) -> str | None:
+    return next((c for c in text if "\ud800" <= c <= "\udfff"), None)
 
 
 def describe_errors(exc: ValidationError, *, what: str, allowed: Iterable[str] = ()) -> str:
@@ -85,7 +129,7 @@ def describe_errors(exc: ValidationError, *, what: str, allowed: Iterable[str] =
                 rule += f" (allowed: {', '.join(allowed)})"
         elif error["type"] == "missing":
             rule = "required"
-        elif error["type"] in ("too_long", "too_short"):  # pydantic's message already gives the count
+        elif error["type"] in MEASURED_ERRORS:  # the message already gives the count
             rule = _lower_first(error["msg"])
         else:
             rule = f"{_lower_first(error['msg'])} (got {_got(error['type'], error['input'])})"
@@ -102,8 +146,15 @@ def field_path(loc: tuple[int | str, ...]) -> str:
 
 
 def shown(value: Any) -> str:
-    """A short ``repr`` of a user's value for an error message."""
-    text = repr(value)
+    """A short ``repr`` of a user's value for an error message; JSON's spelling for null, true and false,
+    arrays and objects (the user wrote JSON, not Python)."""
+    if value is None or isinstance(value, (bool, list, dict)):
+        try:
+            text = json.dumps(value, ensure_ascii=False)
+        except (TypeError, ValueError):
+            text = repr(value)
+    else:
+        text = repr(value)
     return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 3] + "..."
 
 

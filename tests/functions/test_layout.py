@@ -116,3 +116,22 @@ def test_access_control_file_that_does_not_parse(raw, says):
     with pytest.raises(AccessControlError) as caught:
         parse_access_control(raw, key="P/acl.json")
     assert says in caught.value.message and "P/acl.json" in caught.value.message
+
+
+@pytest.mark.parametrize(("raw", "message"), [
+    (b"", "access control file P/acl.json is empty (0 bytes); it must be a JSON array of {keyPrefix, aclEntries}"),
+    (b"[\xff]", "access control file P/acl.json is not valid UTF-8: byte 0xff at offset 1"),
+    (b'[{"keyPrefix": 1,}]', "access control file P/acl.json is not valid JSON: line 1 column 18: Expecting property "
+                             "name enclosed in double quotes"),
+    (b"[1]", "access control file P/acl.json entry 0: must be an object {keyPrefix, aclEntries} (got number)"),
+])
+def test_access_control_file_errors_point_at_the_file_as_written(raw, message):
+    # Positions count in the file itself, and nothing of how it is read shows through.
+    with pytest.raises(AccessControlError) as caught:
+        parse_access_control(raw, key="P/acl.json")
+    assert caught.value.message == message
+
+
+def test_access_control_file_with_a_bom_is_read():
+    raw = b"\xef\xbb\xbf" + json.dumps(ACL).encode()
+    assert parse_access_control(raw).paths == parse_access_control(json.dumps(ACL).encode()).paths

@@ -4,6 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from kendra_ingest.manifest import (
+    MAX_MANIFEST_BYTES,
     Manifest,
     ManifestError,
     batches_prefix,
@@ -43,7 +44,7 @@ def test_full_manifest_parses_with_camel_case_keys():
 
 
 @pytest.mark.parametrize(("job_id", "source"), [
-    ("phonebook-2025-10-05", "phonebook"), ("nodash", "nodash"), ("-leading", "-leading"), ("a.b_c-d-e", "a.b_c"),
+    ("phonebook-2025-10-05", "phonebook"), ("nodash", "nodash"), ("a.b_c-d-e", "a.b_c"),
 ])
 def test_source_defaults_to_job_id_up_to_first_dash(job_id, source):
     assert parse_manifest(manifest_bytes(jobId=job_id)).source == source
@@ -63,7 +64,8 @@ def test_defaults():
 def test_malformed_json_names_line_and_column():
     assert error_of(b'{"schemaVersion": 1,') == (
         "manifest is not valid JSON: line 1 column 21: Expecting property name enclosed in double quotes")
-    assert error_of(b"").startswith("manifest is not valid JSON: line 1 column 1:")
+    assert error_of(b"") == "manifest is empty (0 bytes); it must be a JSON object"
+    assert error_of(b" \r\n") == "manifest is empty (3 bytes of whitespace); it must be a JSON object"
 
 
 @pytest.mark.parametrize(("raw", "got"), [(b"[]", "array"), (b'"x"', "string"), (b"null", "null"), (b"3", "number")])
@@ -84,7 +86,42 @@ def test_snake_case_keys_are_unknown():
 
 def test_bad_job_id():
     assert error_of(manifest_bytes(jobId="a b")) == (
-        "manifest field 'jobId': must be 1-80 characters of [A-Za-z0-9._-] (got 'a b')")
+        "manifest field 'jobId': must be 1-80 characters of [A-Za-z0-9._-], starting with a letter or digit "
+        "(got 'a b')")
+
+
+@pytest.mark.parametrize("job_id", [".", "..", "-x", ".hidden", "_x"])
+def test_job_id_starts_with_a_letter_or_digit(job_id):
+    # A job id is a path segment of report keys and of the sandbox's output folders.
+    assert error_of(manifest_bytes(jobId=job_id)) == (
+        "manifest field 'jobId': must be 1-80 characters of [A-Za-z0-9._-], starting with a letter or digit "
+        f"(got {job_id!r})")
+
+
+@pytest.mark.parametrize(("manifest", "problem"), [
+    ({"deletesKey": "batches/gone.txt"}, "must not be under documentsPrefix 'batches/'"),
+    ({"deletesKey": "old.txt.metadata.json"}, "must not be a metadata file"),
+    ({"deletesKey": "meta/d.txt", "metadataPrefix": "meta/"}, "must not be under metadataPrefix 'meta/'"),
+    ({"deletesKey": "_control/deletes.txt"}, "must not be under _control/"),
+    ({"deletesKey": "acl.json", "accessControlKey": "acl.json"}, "must not be the accessControlKey file"),
+])
+def test_deletes_key_must_not_be_a_file_of_the_job(manifest, problem):
+    message = error_of(manifest_bytes(**manifest))
+    assert message.startswith(f"manifest field 'deletesKey': {problem}"), message
+    assert message.endswith(f"(got {manifest['deletesKey']!r})")
+
+
+def test_deletes_key_beside_the_documents_is_fine():
+    assert parse_manifest(manifest_bytes(deletesKey="deletes.txt")).deletes_key == "deletes.txt"
+    # With documentsPrefix "" the deletes file is reserved, never a document.
+    assert parse_manifest(manifest_bytes(deletesKey="d/x.txt", documentsPrefix="")).deletes_key == "d/x.txt"
+
+
+def test_a_huge_manifest_is_refused_before_parsing():
+    raw = manifest_bytes()[:-1] + b" " * MAX_MANIFEST_BYTES + b"}"
+    message = error_of(raw)
+    assert message.startswith(f"manifest is {len(raw)} bytes, more than the {MAX_MANIFEST_BYTES} allowed")
+    assert "deletesKey" in message
 
 
 def test_missing_job_id_is_the_only_error():
@@ -246,3 +283,25 @@ def test_bad_layout_keys_are_manifest_errors_naming_the_key(keys, field, rule):
     message = error_of(manifest_bytes(**keys))
     assert message.startswith(f"manifest field '{field}': "), message
     assert rule in message, message
+
+
+def test_read_deletes_strips_crlf_bom_blanks_and_duplicates():
+    assert read_deletes(b"\xef\xbb\xbfa\r\n\r\n  b  \r\na\n\n") == ["a", "b"]
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    (b"ok\n" + b"d" * 2049, "deletes file line 2: the id is 2049 characters; a DocumentId has at most 2048"),
+    (b"ok\n\n" + "é".encode() * 513, "deletes file line 3: the id must be at most 1024 bytes in UTF-8, the "
+                                     "documents table's key limit (got 1026 bytes in 513 characters)"),
+    (b"ok\xff", "deletes file is not valid UTF-8: byte at offset 2"),
+])
+def test_read_deletes_refuses_ids_that_cannot_be_sent(body, message):
+    with pytest.raises(ManifestError) as caught:
+        read_deletes(body)
+    assert caught.value.message == message
+
+
+def test_manifest_deletes_over_1024_bytes_are_refused():
+    assert error_of(manifest_bytes(deletes=["é" * 600])) == (
+        "manifest field 'deletes[0]': must be at most 1024 bytes in UTF-8, the documents table's key limit "
+        "(got 1200 bytes in 600 characters)")

@@ -74,7 +74,7 @@ def test_bom_is_rejected():
 
 @pytest.mark.parametrize(("raw", "message"), [
     (b"{nope", "metadata is not valid JSON: line 1 column 2: Expecting property name enclosed in double quotes"),
-    (b"", "metadata is not valid JSON: line 1 column 1: Expecting value"),
+    (b"", "metadata is empty (0 bytes); it must be a JSON object"),
     (b"[1]", "metadata must be a JSON object (got array)"),
     (b'{"Title": "\xff"}', "metadata is not valid UTF-8: byte 0xff at offset 11"),
     (b'{"Title": "a", "Title": "b"}', "metadata field 'Title': appears more than once"),
@@ -110,8 +110,19 @@ def test_2049_char_document_id_in_metadata_names_document_id_and_the_length():
         "metadata field 'DocumentId': string should have at most 2048 characters (got 2049 characters)")
 
 
-def test_2048_char_document_id_is_accepted():
-    assert meta(DocumentId="x" * 2048).document_id == "x" * 2048
+def test_a_document_id_of_1024_bytes_is_accepted():
+    assert meta(DocumentId="x" * 1024).document_id == "x" * 1024
+
+
+@pytest.mark.parametrize(("document_id", "size"), [("x" * 1025, 1025), ("x" * 2048, 2048), ("é" * 513, 1026)])
+def test_a_document_id_over_1024_utf8_bytes_is_refused(document_id, size):
+    # Kendra takes 2,048 characters, but the documents table (its bySource index sorts by the id) takes a
+    # key of 1,024 bytes at most: such a document could be put but never recorded.
+    message = (f"metadata field 'DocumentId': must be at most 1024 bytes in UTF-8, the documents table's key "
+               f"limit (got {size} bytes in {len(document_id)} characters)")
+    assert parse_failure(json.dumps({"DocumentId": document_id}).encode()).error_message == message
+    result = failure(meta(), document_id=document_id)
+    assert result.error_code == "InvalidMetadata" and result.error_message == message
 
 
 # --- access control lists --------------------------------------------------------------------
@@ -202,6 +213,9 @@ def test_index_date_fields_become_dates_and_other_strings_stay_strings():
 @pytest.mark.parametrize(("value", "rule"), [
     ("2025-10-05T12:00:00", "has no timezone"), ("2025-10-05", "has no timezone"),
     ("yesterday", "not an ISO-8601 date-time"), (1728129600, "a date must be an ISO-8601 string"),
+    # In range as written, out of range in UTC: botocore would fail the whole call serializing it.
+    ("0001-01-01T00:00:00+14:00", "is out of range in UTC (years 1-9999)"),
+    ("9999-12-31T23:59:59-14:00", "is out of range in UTC (years 1-9999)"),
 ])
 def test_bad_dates_name_the_attribute(value, rule):
     message = failure(meta(Attributes={"_created_at": value})).error_message
@@ -414,3 +428,33 @@ def test_declared_document_id() -> None:
     assert declared_document_id(b'{"DocumentId": "emp-7", "Title": 3}') == "emp-7"
     assert declared_document_id(b'{"DocumentId": ""}') is None
     assert declared_document_id(b"not json") is None
+
+
+def test_dates_are_sent_in_utc_and_serialize():
+    import botocore.session
+    from botocore.serialize import create_serializer
+
+    built = document(meta(Attributes={"_created_at": "0001-01-01T00:00:00Z",
+                                      "_last_updated_at": "2025-10-05T14:00:00+02:00"}))
+    dates = [a["Value"]["DateValue"] for a in built["Attributes"]]
+    assert dates == [datetime(1, 1, 1, tzinfo=UTC), datetime(2025, 10, 5, 12, tzinfo=UTC)]
+    assert all(d.utcoffset() == timedelta(0) for d in dates)
+    model = botocore.session.get_session().get_service_model("kendra").operation_model("BatchPutDocument")
+    create_serializer("json").serialize_to_request({"IndexId": "i" * 36, "Documents": [{**built, "Blob": b"x"}]}, model)
+
+
+@pytest.mark.parametrize(("raw", "message"), [
+    (rb'{"DocumentId": "a\ud800"}', "metadata field 'DocumentId': holds the escape \\ud800"),
+    (rb'{"Attributes": {"tags": ["ok", "\udfff"]}}', "metadata field 'Attributes.tags[1]': holds the escape \\udfff"),
+    (rb'{"Attributes": {"k\udc00": 1}}', "metadata field 'Attributes': a key holds the escape \\udc00"),
+])
+def test_a_lone_surrogate_escape_is_invalid_metadata_and_the_message_encodes(raw, message):
+    # "\ud800" is valid JSON but no character: it could not be written to failures.csv as UTF-8.
+    result = parse_failure(raw)
+    assert result.error_message.startswith(message) and result.document_id == "hint"
+    result.error_message.encode("utf-8")
+
+
+def test_an_escaped_surrogate_pair_is_one_character():
+    assert meta(Title="\U0001f600").title == "\U0001f600"
+    assert parse_metadata(rb'{"Title": "\ud83d\ude00"}', document_id_hint="h").title == "\U0001f600"
