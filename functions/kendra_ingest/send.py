@@ -33,11 +33,12 @@ def send_item(job: Job, items: list[dict[str, Any]], *, settings: Any, deadline:
     """Send (or, with ``error``, settle) the parts of one Map item; returns how many were processed."""
     bucket = str(settings.reports_bucket)
     book = ledger(settings)
-    index = kendra_index(settings, sync_job_id=sync_job_id)
     # Registered sources: each part checks its documents' owners again right before sending them.
     owners = tenancy.ledger_owners(book) if settings.sources else None
     done = 0
     for n, part in enumerate(parts.parse(item) for item in items):
+        # One index client per part: its call counts are the part's (they add up in the report).
+        index = kendra_index(settings, sync_job_id=sync_job_id)
         if (attempt or error is not None) and store.read_json(
                 bucket, parts.result_key(job.job_id, job.run_id, part.action, part.part)) is not None:
             continue  # an earlier attempt finished this part

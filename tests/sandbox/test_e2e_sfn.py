@@ -64,6 +64,8 @@ def test_duplicate_events_run_the_job_once(tmp_path):
         puts = [c for c in box.emulator.calls if c["operation"] == "BatchPutDocument"]
         assert sum(len(c["documentIds"]) for c in puts) == 12
         assert summary["documents"]["put"] == 12
+        # Two parts in one Map item: the summary counts each part's own calls, once.
+        assert summary["kendra"]["batchPutCalls"] == len(puts) == 2
         # The same job again, nothing changed: no put call and no document body read.
         calls, reads = len(box.emulator.calls), len(box.s3_reads)
         again = box.submit(folder)
