@@ -1,4 +1,4 @@
-"""Run jobs through the real program deployed into the embedded AWS (DESIGN section 7).
+"""Run jobs through the real program deployed into the embedded AWS (docs/design.md, "The sandbox").
 
 ``Sandbox`` is the reusable core (tests drive it directly); :func:`run` is the CLI's ``run``.
 

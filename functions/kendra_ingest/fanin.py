@@ -101,7 +101,7 @@ def producer_owner(run_id: str) -> str:
 
 
 class PartMessage(Wire):
-    """A queue message: the part's wire shape (DESIGN section 6) plus the run and the source, and the
+    """A queue message: the part's wire shape (docs/design.md, "Option sqs") plus the run and the source, and the
     execution id of the job's data-source sync job when ``kendraDataSourceId`` is configured."""
 
     action: Literal["put", "delete"]
@@ -663,7 +663,7 @@ def watch(
     *, settings: Settings, lock: Lock, stuck_after: float = STUCK_AFTER_SECONDS, now: float | None = None,
     invoke: Invoker | None = None,
 ) -> Watched:
-    """One round over the lock table (DESIGN: the sqs watchdog, every 5 minutes)."""
+    """One round over the lock table (the sqs watchdog, every 5 minutes)."""
     from datetime import datetime
 
     invoke = _invoker(invoke)
