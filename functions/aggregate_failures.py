@@ -1,10 +1,10 @@
 """Option sfn: write failures.csv and summary.json, archive the manifest; also on the catch-all path."""
 
 from kendra_ingest import finish, job, sync
-from kendra_ingest.runtime import ledger, logger, settings
+from kendra_ingest.runtime import lambda_handler, ledger, logger, settings
 
 
-@logger.inject_lambda_context
+@lambda_handler
 def handler(event: dict, context: object) -> dict:
     s = settings("aggregate_failures")
     crash = finish.crash_message(event.get("crash"))

@@ -3,10 +3,10 @@
 from kendra_ingest import errors, parts, tenancy
 from kendra_ingest.job import Job
 from kendra_ingest.models import PutPart
-from kendra_ingest.runtime import date_fields, deadline, kendra_index, ledger, lock, logger, settings
+from kendra_ingest.runtime import date_fields, deadline, kendra_index, lambda_handler, ledger, lock, settings
 
 
-@logger.inject_lambda_context
+@lambda_handler
 def handler(event: dict, context: object) -> None:
     s = settings("process_batch")
     job = Job.model_validate(event["job"])

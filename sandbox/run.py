@@ -165,7 +165,11 @@ class Sandbox:
             # moto's ASL interpreter logs every absent optional path a Choice probes (IsPresent) as an error.
             logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
         self._subscribe_notifications()
-        from kendra_ingest import aws, runtime
+        from kendra_ingest import aws, runtime, telemetry
+
+        #: The EMF lines the handlers printed (CloudWatch metrics on AWS), in order; ``OUT/metrics.jsonl``.
+        self.metric_lines: list[str] = []
+        self._stack.callback(telemetry.emit_to, telemetry.emit_to(self.metric_lines.append))
 
         aws.reset_clients()
         runtime.reset_caches()  # a new sandbox is a new index: no DescribeIndex answer carries over
@@ -354,6 +358,7 @@ class Sandbox:
         self.write_index(out)
         (out / "invocations.json").write_text(json.dumps(
             [log.dump() for log in self.runtime.invocation_logs], indent=1, ensure_ascii=False))
+        (out / "metrics.jsonl").write_text("".join(line + "\n" for line in self.metric_lines))
 
 
     def write_index(self, out: Path) -> None:
