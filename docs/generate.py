@@ -4,7 +4,8 @@ The program runs under the same Pulumi mocks as the infra tests (``infra.testing
 so the diagrams show what ``pulumi up`` declares: the state machine definition the program renders, and
 the rules, queues, event source mappings and function links it wires. The README's configuration table
 comes from the config model (``infra/config.py``) and ``Pulumi.yaml``; its outputs table from the
-program's exports. Each generated block sits between ``<!-- generated:NAME -->`` and
+program's exports; docs/runbook.md's per-function alarm sections from the functions it declares. Each
+generated block sits between ``<!-- generated:NAME -->`` and
 ``<!-- /generated:NAME -->``; everything else is hand-written. ``tests/docs/test_generated.py`` fails
 when a block is stale.
 
@@ -39,6 +40,7 @@ from infra.testing import Deployment, deploy_with_mocks  # noqa: E402
 
 DESIGN = REPO / "docs" / "design.md"
 README = REPO / "README.md"
+RUNBOOK = REPO / "docs" / "runbook.md"
 #: The index id the diagrams are drawn with (any valid id: it appears in no generated block).
 INDEX_ID = "0f3b1c2d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
 #: A registered source, so that the outputs that only exist with ``sources`` are listed too.
@@ -296,6 +298,90 @@ def outputs_table() -> str:
     return "\n".join(rows)
 
 
+# ----------------------------------------------------------------------------------------- runbook
+
+#: What each handler does, and what its errors mean for a job (the runbook's per-function sections).
+HANDLER_NOTES: Mapping[str, tuple[str, str]] = {
+    "load_manifest": ("reads and validates the manifest an S3 event announced (option sfn, first step)",
+                      "the execution's Catch writes a FAILED report; a manifest it cannot even read "
+                      "(deleted, no permission) fails the same way"),
+    "acquire_lock": ("claims the run and the source lock (option sfn)",
+                     "the job ends FAILED before anything is sent; DynamoDB throttling or permissions are "
+                     "the usual causes"),
+    "list_batches": ("lists, pairs and packs the job into parts, and starts the data-source sync job",
+                     "the job ends FAILED before anything is sent; a timeout here is a job too large to "
+                     "plan in 15 minutes, a `SyncJobBusy` retry is another sync job of the data source"),
+    "process_batch": ("sends one part to Kendra (option sfn, in the Distributed Map)",
+                      "the Map retries the part, then its Catch reports the part's documents as failed "
+                      "(`States.TaskFailed` or the error name in failures.csv); the job still finishes"),
+    "verify_indexing": ("polls BatchGetDocumentStatus for the job's puts",
+                        "the job finishes without verification: unconfirmed documents are "
+                        "`IndexingUnconfirmed` and are sent again by the next job"),
+    "aggregate_failures": ("writes failures.csv and summary.json and archives the manifest (option sfn)",
+                           "the report is missing or late: the execution ends `PipelineFailed` after "
+                           "NotifyReportError, and the lock is still released"),
+    "release_lock": ("releases the source lock at the end of an execution (option sfn)",
+                     "the source stays locked until its lease ends (24 h): free it by hand"),
+    "finish_abandoned": ("finishes the job of an execution that failed, timed out or was aborted",
+                         "that job has no report and its source stays locked: write the report by re-running "
+                         "the job, and free the lock"),
+    "producer": ("claims the run, takes the source lock, plans and sends the parts (option sqs)",
+                 "EventBridge retries the invocation; a job that never got sealed is picked up by the "
+                 "watchdog, and a persistent error leaves the source locked"),
+    "put_worker": ("sends put parts from the put queue to Kendra (option sqs)",
+                   "the failed message comes back after the visibility timeout; after 5 receives it goes to "
+                   "the put DLQ and its documents become `DeadLettered`"),
+    "del_worker": ("sends delete parts from the delete queue to Kendra (option sqs)",
+                   "as for put_worker, through the delete DLQ"),
+    "dead_letter": ("settles parts whose messages reached a DLQ (option sqs)",
+                    "the dead letters stay in the DLQ (the DLQ depth alarm fires too) and their jobs do not "
+                    "finish until it succeeds or the watchdog aborts them"),
+    "summarizer": ("verifies, writes the report, notifies and releases the source (option sqs)",
+                   "the job has no report yet; the watchdog retries the summary of sealed jobs every 5 "
+                   "minutes, and a summary lease that ran out is taken over"),
+    "watchdog": ("every 5 minutes: summarizes, aborts or restarts jobs the event flow left behind",
+                 "stuck jobs are not rescued until it works again: look for jobs without a report"),
+}
+
+
+def function_alarm_sections() -> str:
+    """One runbook section per function alarm (errors and throttles of every handler, both options)."""
+    from infra.monitoring import alarm_suffix
+
+    handlers: dict[str, str] = {}
+    for stack in ("sfn", "sqs"):
+        for handler in deployment(stack).outputs["function_names"]:
+            handlers.setdefault(handler, stack)
+    missing = sorted(set(handlers) - set(HANDLER_NOTES))
+    if missing:
+        raise SystemExit(f"docs/generate.py: add HANDLER_NOTES for {', '.join(missing)}")
+    out = []
+    for handler, stack in handlers.items():
+        does, impact = HANDLER_NOTES[handler]
+        errors, throttles = alarm_suffix(f"{handler}-errors"), alarm_suffix(f"{handler}-throttles")
+        out += [
+            f"### {errors}", "",
+            f"Alarm `<project>-<stack>-{errors}` (option {stack}): the `{handler}` function, which {does}, "
+            "ended at least one invocation with an error in 5 minutes.", "",
+            f"- **What it means**: {impact}.",
+            f"- **Look first**: the [errors query](#find-a-functions-errors) on `/aws/lambda/<project>-<stack>-"
+            f"{handler.replace('_', '-')}`; its `jobId` lines lead to the job's [report](#read-a-jobs-report).",
+            "- **Fix**: the cause the log names (permissions, a bad deploy, a timeout: raise `lambdaMemoryMb` or "
+            "split the job), then [re-run the job](#re-run-a-job) if its report shows failures from it; "
+            "[free the source lock](#free-a-stuck-source-lock) if the job left it held.", "",
+            f"### {throttles}", "",
+            f"Alarm `<project>-<stack>-{throttles}` (option {stack}): Lambda refused to run `{handler}` for lack of "
+            "concurrency.", "",
+            "- **What it means**: the account's (or the function's reserved) concurrency is used up; the caller "
+            "retries (Step Functions Retry, EventBridge, SQS), so jobs are slower, not lost.",
+            "- **Look first**: the dashboard's \"Lambda throttles\" graph and the account's "
+            "`ConcurrentExecutions` metric.",
+            "- **Fix**: [lower or raise the concurrency](#raise-kendratps-or-the-concurrency): fewer Map "
+            "iterations or workers, or a higher account quota.", "",
+        ]
+    return "\n".join(out).rstrip()
+
+
 # ------------------------------------------------------------------------------------------ blocks
 
 #: file -> block name -> what renders it.
@@ -306,6 +392,7 @@ BLOCKS: Mapping[Path, Mapping[str, Callable[[], str]]] = {
         "sqs-flow": lambda: resource_flow_diagram("sqs"),
     },
     README: {"config": config_table, "outputs": outputs_table},
+    RUNBOOK: {"function-alarms": function_alarm_sections},
 }
 
 
