@@ -4,7 +4,10 @@ dashboard: jobs and documents, failures, Kendra throttling and latency, what eac
 (executions; queue depth and age) and the functions' errors, with every alarm's state.
 
 The pipeline's own metrics (``DocumentsPut``, ``JobsFailed``, ``KendraCallLatency`` ...) live in the
-stack's namespace (``functions/kendra_ingest/settings.py``: ``metrics_namespace``), dimension ``service``.
+stack's namespace (``functions/kendra_ingest/settings.py``: ``metrics_namespace``); the dashboard reads
+their dimension set ``[service]`` (``functions/kendra_ingest/telemetry.py`` also emits
+``[service, stack, source]``). Each alarm is named ``<project>-<stack>-<alarm_suffix>`` and its
+description links to its section of docs/runbook.md.
 """
 
 from __future__ import annotations

@@ -39,7 +39,8 @@ Handler = TypeVar("Handler", bound=Callable[..., Any])
 def job_keys(data: Mapping[str, Any]) -> dict[str, str]:
     """The log keys found in an event, a job (``Job.dump()``) or a part message body."""
     keys: dict[str, str] = {}
-    job = data.get("job")
+    state = data.get("state")  # release_lock gets the whole execution state
+    job = data.get("job") or (state.get("job") if isinstance(state, Mapping) else None)
     # Top-level keys only beside a jobId or runId: an EventBridge event's "source" is "aws.s3".
     top = data if ("jobId" in data or "runId" in data) else {}
     for where in (job if isinstance(job, Mapping) else {}, top):

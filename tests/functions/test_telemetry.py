@@ -204,3 +204,16 @@ def test_queue_messages_of_one_batch_keep_their_own_keys(captured: Captured) -> 
     assert (first["jobId"], first["part"], first["source"]) == ("hr-2", "delete-7", "hr")
     assert "jobId" not in second and "jobId" not in done
     assert all(line["correlation_id"] == "req-123" for line in (first, second, done))
+
+
+@pytest.mark.parametrize(("event", "keys"), [
+    ({"job": JOB, "part": {"action": "put", "part": 2}}, {"jobId": "hr-2026-01", "runId": "run-1",
+                                                         "source": "hr", "part": "put-2"}),
+    ({"state": {"job": JOB}, "owner": "arn:exec"}, {"jobId": "hr-2026-01", "runId": "run-1", "source": "hr"}),
+    ({"jobId": "j", "runId": "r"}, {"jobId": "j", "runId": "r"}),
+    ({"source": "aws.s3", "detail-type": "Object Created", "detail": {}}, {}),
+    ({"action": "delete", "jobId": "j", "part": 4, "runId": "r", "source": "s"},
+     {"jobId": "j", "runId": "r", "source": "s", "part": "delete-4"}),
+])
+def test_job_keys_of_each_event_shape(event: dict[str, Any], keys: dict[str, str]) -> None:
+    assert runtime.job_keys(event) == keys
