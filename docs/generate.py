@@ -391,7 +391,8 @@ BLOCKS: Mapping[Path, Mapping[str, Callable[[], str]]] = {
         "sfn-flow": lambda: resource_flow_diagram("sfn"),
         "sqs-flow": lambda: resource_flow_diagram("sqs"),
     },
-    README: {"config": config_table, "outputs": outputs_table},
+    README: {"config": config_table, "outputs": outputs_table, "state-machine": state_machine_diagram,
+             "sqs-flow": lambda: resource_flow_diagram("sqs")},
     RUNBOOK: {"function-alarms": function_alarm_sections},
 }
 

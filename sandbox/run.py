@@ -358,15 +358,16 @@ class Sandbox:
         self.write_index(out)
         (out / "invocations.json").write_text(json.dumps(
             [log.dump() for log in self.runtime.invocation_logs], indent=1, ensure_ascii=False))
-        (out / "metrics.jsonl").write_text("".join(line + "\n" for line in self.metric_lines))
 
 
     def write_index(self, out: Path) -> None:
-        """``out/index.json`` (the emulated index) and ``out/calls.json`` (every Kendra call, in order)."""
+        """``out/index.json`` (the emulated index), ``out/calls.json`` (every Kendra call, in order) and
+        ``out/metrics.jsonl`` (the EMF lines the handlers printed)."""
         out.mkdir(parents=True, exist_ok=True)
         (out / "index.json").write_text(json.dumps(self.emulator.index_snapshot(), indent=2, ensure_ascii=False,
                                                    default=str))
         (out / "calls.json").write_text(json.dumps(self.emulator.calls, indent=2, ensure_ascii=False))
+        (out / "metrics.jsonl").write_text("".join(line + "\n" for line in self.metric_lines))
 
 
 def _trailing_json(message: str) -> dict[str, Any] | None:

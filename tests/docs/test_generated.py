@@ -24,6 +24,7 @@ def generate() -> dict[str, Any]:
 @pytest.mark.parametrize(("document", "block"), [
     ("docs/design.md", "state-machine"), ("docs/design.md", "sfn-flow"), ("docs/design.md", "sqs-flow"),
     ("README.md", "config"), ("README.md", "outputs"), ("docs/runbook.md", "function-alarms"),
+    ("README.md", "state-machine"), ("README.md", "sqs-flow"),
 ])
 def test_each_generated_block_is_what_the_program_renders_now(
     generate: dict[str, Any], document: str, block: str
