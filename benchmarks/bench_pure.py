@@ -1,4 +1,4 @@
-"""Benchmarks for the pure parts of kendra-ingestion (DESIGN.md section 9).
+"""Benchmarks for the pure parts of kendra-ingestion (targets in benchmarks/README.md).
 
 Run from the repository root:
 

@@ -1,4 +1,4 @@
-"""Sandbox benchmarks (DESIGN section 9): a 20,000-document job per option, and Kendra quota use.
+"""Sandbox benchmarks (targets in benchmarks/README.md): a 20,000-document job per option, and Kendra quota use.
 
     PYTHONPATH=.:functions .venv/bin/python benchmarks/bench_sandbox.py [--documents 20000] [--options sfn]
         [--tps 20 --tps-documents 2000]

@@ -2,10 +2,10 @@
 
 from kendra_ingest import locking
 from kendra_ingest.job import Job
-from kendra_ingest.runtime import lock, logger, settings
+from kendra_ingest.runtime import lambda_handler, lock, logger, settings
 
 
-@logger.inject_lambda_context
+@lambda_handler
 def handler(event: dict, context: object) -> dict:
     job = Job.model_validate(event["job"])
     claim = locking.claim(lock(settings("acquire_lock")), job, owner=event["owner"])

@@ -3,10 +3,10 @@ execution that stopped without finishing it: report, notification, source lock."
 
 from kendra_ingest import aws
 from kendra_ingest.abandon import end_execution
-from kendra_ingest.runtime import lock, logger, settings
+from kendra_ingest.runtime import lambda_handler, lock, logger, settings
 
 
-@logger.inject_lambda_context
+@lambda_handler
 def handler(event: dict, context: object) -> dict:
     s = settings("finish_abandoned")
 

@@ -2,10 +2,10 @@
 
 from kendra_ingest import plan, sync
 from kendra_ingest.job import Job
-from kendra_ingest.runtime import logger, settings
+from kendra_ingest.runtime import lambda_handler, logger, settings
 
 
-@logger.inject_lambda_context
+@lambda_handler
 def handler(event: dict, context: object) -> dict:
     s = settings("list_batches")
     job = Job.model_validate(event["job"])

@@ -1,11 +1,11 @@
 """Option sfn, Map item: send the item's parts to Kendra (or, from the Catch, settle them)."""
 
 from kendra_ingest.job import Job
-from kendra_ingest.runtime import deadline, logger, settings
+from kendra_ingest.runtime import deadline, lambda_handler, settings
 from kendra_ingest.send import send_item
 
 
-@logger.inject_lambda_context
+@lambda_handler
 def handler(event: dict, context: object) -> dict:
     s = settings("process_batch")
     job = Job.model_validate(event["job"])

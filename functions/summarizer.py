@@ -4,10 +4,10 @@ Event: ``{"jobId", "runId"}`` or ``{"runId", "abort": reason}``.
 """
 
 from kendra_ingest import fanin
-from kendra_ingest.runtime import deadline, lock, logger, settings
+from kendra_ingest.runtime import deadline, lambda_handler, lock, logger, settings
 
 
-@logger.inject_lambda_context
+@lambda_handler
 def handler(event: dict, context: object) -> dict:
     s = settings("summarizer")
     request = fanin.SummaryRequest.model_validate(event)

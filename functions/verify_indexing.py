@@ -1,11 +1,11 @@
 """Option sfn: one round of BatchGetDocumentStatus over the documents still being indexed."""
 
 from kendra_ingest.job import Job
-from kendra_ingest.runtime import deadline, kendra_index, ledger, logger, settings
+from kendra_ingest.runtime import deadline, kendra_index, lambda_handler, ledger, settings
 from kendra_ingest.verify import verify
 
 
-@logger.inject_lambda_context
+@lambda_handler
 def handler(event: dict, context: object) -> dict:
     s = settings("verify_indexing")
     if not s.verify_indexing:

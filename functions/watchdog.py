@@ -4,10 +4,10 @@ Event: the EventBridge schedule event; an optional ``stuckAfterSeconds`` (target
 """
 
 from kendra_ingest import fanin
-from kendra_ingest.runtime import lock, logger, settings
+from kendra_ingest.runtime import lambda_handler, lock, logger, settings
 
 
-@logger.inject_lambda_context
+@lambda_handler
 def handler(event: dict, context: object) -> dict:
     s = settings("watchdog")
     request = fanin.WatchRequest.model_validate(event or {})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_aws as aws
 
-#: The key every job ends with; its creation starts the job (DESIGN section 5).
+#: The key every job ends with; its creation starts the job.
 MANIFEST_KEY_WILDCARD = "*_control/manifest.json"
 EVENTS_PRINCIPAL = "events.amazonaws.com"
 

@@ -53,7 +53,7 @@ class KendraTarget(pulumi.ComponentResource):
         )
         self.access_role = None
         if args.document_mode == "s3":
-            # Kendra fetches S3Path documents itself, with this role (FACTS.md: S3Path needs RoleArn).
+            # Kendra fetches S3Path documents itself, with this role (an S3Path document needs a RoleArn).
             read = bucket(
                 args.ingestion_bucket,
                 env="INGESTION_BUCKET",

@@ -4,11 +4,15 @@ dashboard: jobs and documents, failures, Kendra throttling and latency, what eac
 (executions; queue depth and age) and the functions' errors, with every alarm's state.
 
 The pipeline's own metrics (``DocumentsPut``, ``JobsFailed``, ``KendraCallLatency`` ...) live in the
-stack's namespace (``functions/kendra_ingest/settings.py``: ``metrics_namespace``), dimension ``service``.
+stack's namespace (``functions/kendra_ingest/settings.py``: ``metrics_namespace``); the dashboard reads
+their dimension set ``[service]`` (``functions/kendra_ingest/telemetry.py`` also emits
+``[service, stack, source]``). Each alarm is named ``<project>-<stack>-<alarm_suffix>`` and its
+description links to its section of docs/runbook.md.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -17,7 +21,15 @@ import pulumi_aws as aws
 
 from infra.contract import settings
 from infra.defaults import ALARM_PERIOD_SECONDS, DASHBOARD_PERIOD_SECONDS
-from infra.naming import MAX_DASHBOARD_NAME_LENGTH, physical_name
+from infra.naming import MAX_ALARM_NAME_LENGTH, MAX_DASHBOARD_NAME_LENGTH, physical_name
+
+#: The operators' guide: one section per alarm, titled with :func:`alarm_suffix` (its anchor too).
+RUNBOOK = "docs/runbook.md"
+
+
+def alarm_suffix(watch_name: str) -> str:
+    """The alarm's name after ``<project>-<stack>-``, e.g. ``process-batch-errors``; also its runbook anchor."""
+    return re.sub(r"[^a-z0-9-]+", "-", watch_name.lower()).strip("-")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -169,7 +181,9 @@ class Monitoring(pulumi.ComponentResource):
         self.alarms = {
             watch.name: aws.cloudwatch.MetricAlarm(
                 f"{name}-{watch.name}",
-                alarm_description=watch.description,
+                name=physical_name(args.prefix, alarm_suffix(watch.name), max_length=MAX_ALARM_NAME_LENGTH),
+                # CloudWatch shows the description with the alarm, and the notification carries it.
+                alarm_description=f"{watch.description}. Runbook: {RUNBOOK}#{alarm_suffix(watch.name)}",
                 namespace=watch.namespace,
                 metric_name=watch.metric_name,
                 dimensions=dict(watch.dimensions),

@@ -13,6 +13,8 @@ MAX_QUEUE_NAME_LENGTH = 80
 MAX_STATE_MACHINE_NAME_LENGTH = 80
 #: CloudWatch dashboard names are at most 255 characters (letters, digits, ``-``, ``_``).
 MAX_DASHBOARD_NAME_LENGTH = 255
+#: CloudWatch alarm names are at most 255 characters.
+MAX_ALARM_NAME_LENGTH = 255
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9-]+")
 _DIGEST_LENGTH = 6

@@ -1,4 +1,4 @@
-"""The security rules of DESIGN section 8, as plain functions over declared resources.
+"""The project's security rules (README, "What the stack creates"), as plain functions over declared resources.
 
 Each rule takes the resources a program declared (anything with ``type``, ``name``, ``inputs`` and
 ``state``, e.g. :class:`infra.testing.RecordedResource`) and returns one line per violation. They run

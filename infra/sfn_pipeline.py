@@ -31,7 +31,7 @@ PLACEHOLDER = re.compile(r"\$\{([A-Za-z][A-Za-z0-9]*)\}")
 #: Placeholders whose value is a JSON number or boolean: the template writes them quoted, the definition bare.
 BARE_PLACEHOLDERS = ("mapConcurrency", "verifyIndexing")
 STATES_PRINCIPAL = "states.amazonaws.com"
-#: Statuses after which a Catch never ran, so the lock must be released from outside (FACTS.md).
+#: Statuses after which a Catch never ran, so the lock is released by an "Execution Status Change" rule.
 ABANDONED_STATUSES = ("FAILED", "TIMED_OUT", "ABORTED")
 #: Writing execution logs to CloudWatch goes through log "deliveries", which accept only ``*``.
 LOG_DELIVERY_ACTIONS = (

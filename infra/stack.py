@@ -1,5 +1,5 @@
 """KendraIngestion: the top-level component wiring storage, state, notifications, the Kendra target,
-the chosen orchestration option and its monitoring, and computing the stack outputs (DESIGN section 4).
+the chosen orchestration option and its monitoring, and computing the stack outputs (README, "Stack outputs").
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from infra.state import State, StateArgs
 from infra.storage import Storage, StorageArgs
 from infra.tenancy import SourceWriters, SourceWritersArgs
 
-#: Where a job's manifest goes, under any prefix P of the ingestion bucket (DESIGN section 5).
+#: Where a job's manifest goes, under any prefix P of the ingestion bucket.
 MANIFEST_KEY_PATTERN = "<prefix>/_control/manifest.json"
 LAYER_RUNTIMES = ("python3.13",)
 

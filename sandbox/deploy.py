@@ -4,8 +4,7 @@ The program runs under ``pulumi.runtime.set_mocks`` with :class:`MotoMocks`, who
 creates each declared resource in moto with the names and attributes the program declares and answers
 with moto's real ids / ARNs / URLs, so every Output the program wires (a role ARN into a function, a
 function ARN into the state machine definition, a state machine ARN into an EventBridge target)
-carries the value moto knows. FACTS.md, "Deploying the Pulumi program into moto through mocks", is the
-spike this follows.
+carries the value moto knows (docs/design.md, "The sandbox").
 
 Usage (the caller owns the mock)::
 
@@ -84,7 +83,7 @@ class FunctionInfo:
 
 @dataclass(frozen=True)
 class EventSourceMappingInfo:
-    """An event source mapping the program declared (not created in moto: FACTS, moto's SQS ESM)."""
+    """An event source mapping the program declared (recorded only: moto's ignores partial batch responses)."""
 
     uuid: str
     event_source_arn: str
@@ -146,7 +145,7 @@ class Deployment:
 
 
 # --------------------------------------------------------------------------------------------------
-# Input helpers (FACTS: camelCase keys, numbers as floats, secrets wrapped)
+# Input helpers (mock inputs: camelCase keys, numbers as floats, secrets wrapped)
 # --------------------------------------------------------------------------------------------------
 
 
@@ -840,7 +839,7 @@ def _permission(m: MotoMocks, a: Any, i: dict[str, Any]) -> tuple[str, dict[str,
 
 def _event_source_mapping(m: MotoMocks, a: Any, i: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     # Recorded only: moto's SQS mapping invokes one record at a time and ignores batchItemFailures
-    # (FACTS.md); the sandbox polls the queues itself from this record.
+    # (moto 5.2.x); the sandbox polls the queues itself from this record.
     function = _function_name(i["functionName"])
     ident = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{m.stack}/esm/{a.name}"))
     scaling = _get(i, "scalingConfig") or {}
@@ -1074,7 +1073,7 @@ def run_program(
     """Run ``program`` under ``mocks`` (preview=False); wait for every registration; return stack outputs.
 
     Does what ``pulumi.runtime.test`` does internally, on a fresh event loop and fresh runtime
-    settings (FACTS: ``set_mocks`` at import time in several places breaks; a Config made before
+    settings (``set_mocks`` at import time in several places breaks; a Config made before
     ``set_mocks(project=...)`` binds the wrong namespace).
     """
     from pulumi.runtime.settings import SETTINGS
@@ -1107,7 +1106,7 @@ def run_program(
 
 
 def _quiet_abandoned_futures() -> None:
-    """After a failed deploy, drop the flood of "Future exception was never retrieved" (FACTS: harmless).
+    """After a failed deploy, drop the flood of "Future exception was never retrieved" (harmless).
 
     Every registration that depended on the failed resource fails too; their futures are never
     awaited. The loop is abandoned, so its handler only ever sees those; anything else still prints.
@@ -1137,7 +1136,7 @@ def deploy(
 ) -> Deployment:
     """Deploy the Pulumi program into the active moto mock; return what was created.
 
-    ``config`` keys are the stack config keys of DESIGN §3 without the ``kendra-ingestion:``
+    ``config`` keys are the stack config keys (README, "Configuration") without the ``kendra-ingestion:``
     namespace (namespaced keys are taken as is). ``program`` defaults to ``infra.program.program``.
     Call inside ``moto.mock_aws(config={"stepfunctions": {"execute_state_machine": True}})``.
     Raises :class:`DeployError` when a resource could not be created or the program failed.

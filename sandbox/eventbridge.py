@@ -1,16 +1,15 @@
 """EventBridge target delivery for the sandbox (moto 5.2.x defects fixed here).
 
-FACTS.md ("moto 5.2.x as an embedded AWS", "Deploying the Pulumi program into moto"): moto's
-``Rule.send_to_targets`` raises ``NotImplementedError`` for Step Functions and Lambda targets, and the
-S3 → EventBridge path wraps it in a bare ``except`` so the event silently vanishes (and every later
-target of the rule is skipped). :func:`installed` wraps ``moto.events.models.Rule.send_to_targets``:
+moto 5.2.x's ``Rule.send_to_targets`` raises ``NotImplementedError`` for Step Functions and Lambda
+targets, and the S3 → EventBridge path wraps it in a bare ``except`` so the event silently vanishes
+(and every later target of the rule is skipped). :func:`installed` wraps ``moto.events.models.Rule.send_to_targets``:
 
 - a state machine target starts an execution (``Input`` / ``InputPath`` / ``InputTransformer``
   applied, a unique execution name, as EventBridge does);
 - a Lambda target is invoked asynchronously through the in-process runtime (:mod:`sandbox.lambdas`);
 - any other target keeps moto's behaviour, one target at a time so one failure cannot skip the rest;
 - every failure is recorded in :attr:`EventDelivery.errors` (never swallowed);
-- each event can be delivered ``duplicate_events`` times (DESIGN §7 ``--duplicate-events``: EventBridge
+- each event can be delivered ``duplicate_events`` times (``--duplicate-events``: EventBridge
   delivers at least once).
 
 Two further moto deviations are corrected for every target: a rule that is not ``ENABLED`` receives

@@ -2,7 +2,7 @@
 
 moto runs Lambda code in Docker, which these machines do not have. Every invoke path (boto3 clients,
 the Step Functions interpreter, S3/SNS/EventBridge deliveries) goes through
-``moto.awslambda.models.LambdaFunction.invoke`` (FACTS.md, "moto 5.2.x as an embedded AWS"), so
+``moto.awslambda.models.LambdaFunction.invoke`` (seen with moto 5.2.x), so
 :func:`installed` replaces that one method: it imports the function's configured handler module from
 the code directories (``functions/`` by default) and calls ``handler(event, context)`` in this process,
 with the function's configured environment applied as a per-thread overlay on ``os.environ``.
@@ -59,7 +59,7 @@ def _overlay() -> dict[str, Any] | None:
 class _OverlayEnviron(os._Environ):  # type: ignore[name-defined,misc]
     """``os.environ`` whose reads consult the calling thread's overlay first.
 
-    botocore sessions keep a reference to the ``os.environ`` object itself (FACTS.md), so the
+    botocore sessions keep a reference to the ``os.environ`` object itself, so the
     object must stay the same: :func:`enable_env_overlay` swaps its class, not the object. Threads
     without an overlay see (and write) the real process environment unchanged.
     """

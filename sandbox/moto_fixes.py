@@ -1,6 +1,6 @@
 """Small, named patches to moto 5.2.x internals that the sandbox needs (pinned: moto==5.2.5).
 
-Each patch cites the FACTS.md entry ("moto 5.2.x as an embedded AWS") it answers. They patch
+Each patch names the moto 5.2.x behaviour it answers (docs/design.md, "The sandbox"). They patch
 internals, so every one checks that its target still exists and fails loudly if moto moved it.
 
 - :func:`cache_jsonpath_parsing` — "JSONPath is re-parsed on every use (caching the parse made
@@ -12,7 +12,7 @@ internals, so every one checks that its target still exists and fails loudly if 
 - :func:`emit_execution_status_events` — moto publishes no "Step Functions Execution Status Change"
   events; the pipeline's lock-release rule on FAILED/TIMED_OUT/ABORTED needs them.
 - :func:`evaluate_bucket_policy_conditions` — moto ignores a policy's ``Bool`` condition and applies
-  the statement anyway, so a TLS-only bucket policy (DESIGN §8) denies every request.
+  the statement anyway, so a TLS-only bucket policy (every bucket has one) denies every request.
 - :func:`log_delivery_policy_lists` — moto accepts a target bucket for server access logs only when its
   log-delivery statement names the target as a single ``Resource`` string (AWS accepts a list too; the
   program renders every statement's resources as a list), and fails on any statement whose
@@ -20,9 +20,9 @@ internals, so every one checks that its target still exists and fails loudly if 
 - :func:`serialise_sqs` — moto's SQS queues are not thread-safe: ``delete_message`` rebuilds the
   message list while a concurrent send appends to it, and the send is lost. The sandbox sends from
   handlers while its event source mappings (:mod:`sandbox.sqs`) receive and delete on other threads.
-- :func:`fifo_receive` — FACTS: "when several in-flight messages of a group time out together the head
+- :func:`fifo_receive` — moto: "when several in-flight messages of a group time out together the head
   can be skipped"; also fills a batch from one message group first, as SQS does.
-- :func:`fifo_dedup_window` — FACTS: "a duplicate sent after the original was deleted is accepted".
+- :func:`fifo_dedup_window` — moto: "a duplicate sent after the original was deleted is accepted".
 
 Usage, around (or inside) ``mock_aws``::
 
@@ -53,7 +53,7 @@ def _require(obj: Any, attr: str) -> Any:
 
 @contextmanager
 def cache_jsonpath_parsing(maxsize: int = 4096) -> Iterator[None]:
-    """Memoise the JSONPath parse of moto's Step Functions engine (FACTS: ~6x faster executions)."""
+    """Memoise the JSONPath parse of moto's Step Functions engine (~6x faster executions)."""
     import importlib
 
     json_path = importlib.import_module(f"{_SFN}.utils.json_path")
@@ -70,7 +70,7 @@ def cache_jsonpath_parsing(maxsize: int = 4096) -> Iterator[None]:
 
 @contextmanager
 def scale_waits(factor: float) -> Iterator[None]:
-    """Make ``Wait`` states and Retry intervals take ``factor`` of the declared time (FACTS: real sleeps)."""
+    """Make ``Wait`` states and Retry intervals take ``factor`` of the declared time (moto's are real sleeps)."""
     import importlib
 
     if factor < 0:
@@ -107,8 +107,8 @@ def scale_waits(factor: float) -> Iterator[None]:
 def emit_execution_status_events(errors: list[str]) -> Iterator[None]:
     """Publish "Step Functions Execution Status Change" events when an execution ends.
 
-    moto's Step Functions engine emits no EventBridge events, so a rule on them (FACTS: "A Catch never
-    runs on abort/timeout: release locks from an 'Execution Status Change' rule as well") would never
+    moto's Step Functions engine emits no EventBridge events, so a rule on them (a Catch never
+    runs on abort or timeout, so locks are also released from an "Execution Status Change" rule) would never
     fire. Only terminal statuses (SUCCEEDED, FAILED, TIMED_OUT, ABORTED) are published. A failure to
     publish is appended to ``errors`` (the execution itself is unaffected).
     """
@@ -264,7 +264,7 @@ def log_delivery_policy_lists() -> Iterator[None]:
 
 
 # --------------------------------------------------------------------------------------------------
-# SQS (FACTS.md: "SQS FIFO in moto ...")
+# SQS (moto's FIFO queues)
 # --------------------------------------------------------------------------------------------------
 
 #: One lock for every SQS queue operation: moto's queues take none of their own (see serialise_sqs).
@@ -355,7 +355,7 @@ def _fifo_batch(queue: Any, count: int, now_ms: float) -> tuple[list[Any], list[
 def fifo_receive(poll_seconds: float = 0.02) -> Iterator[None]:
     """ReceiveMessage on FIFO queues as SQS does it (standard queues keep moto's code).
 
-    Fixes FACTS: "when several in-flight messages of a group time out together the head can be
+    Fixes moto's "when several in-flight messages of a group time out together the head can be
     skipped": every timed-out message leaves the in-flight set before groups are examined, so a
     group is either wholly available (from its head) or wholly blocked. Messages of one group fill
     the batch first. Redrive to the dead-letter queue after ``maxReceiveCount`` is kept (moto's rule:
@@ -406,7 +406,7 @@ def fifo_receive(poll_seconds: float = 0.02) -> Iterator[None]:
 def fifo_dedup_window() -> Iterator[None]:
     """Drop a FIFO message whose deduplication id was sent in the last 5 minutes, deleted or not.
 
-    Fixes FACTS: "a duplicate sent after the original was deleted is accepted": moto compares with
+    Fixes moto's "a duplicate sent after the original was deleted is accepted": moto compares with
     the messages still in the queue only. On SQS the interval runs from the first send whatever
     happened to that message; a duplicate is accepted (the send succeeds) but never delivered.
     Outside the interval a duplicate is a new message, as on SQS. ``DeduplicationScope``

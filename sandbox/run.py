@@ -1,4 +1,4 @@
-"""Run jobs through the real program deployed into the embedded AWS (DESIGN section 7).
+"""Run jobs through the real program deployed into the embedded AWS (docs/design.md, "The sandbox").
 
 ``Sandbox`` is the reusable core (tests drive it directly); :func:`run` is the CLI's ``run``.
 
@@ -165,7 +165,11 @@ class Sandbox:
             # moto's ASL interpreter logs every absent optional path a Choice probes (IsPresent) as an error.
             logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
         self._subscribe_notifications()
-        from kendra_ingest import aws, runtime
+        from kendra_ingest import aws, runtime, telemetry
+
+        #: The EMF lines the handlers printed (CloudWatch metrics on AWS), in order; ``OUT/metrics.jsonl``.
+        self.metric_lines: list[str] = []
+        self._stack.callback(telemetry.emit_to, telemetry.emit_to(self.metric_lines.append))
 
         aws.reset_clients()
         runtime.reset_caches()  # a new sandbox is a new index: no DescribeIndex answer carries over
@@ -357,11 +361,13 @@ class Sandbox:
 
 
     def write_index(self, out: Path) -> None:
-        """``out/index.json`` (the emulated index) and ``out/calls.json`` (every Kendra call, in order)."""
+        """``out/index.json`` (the emulated index), ``out/calls.json`` (every Kendra call, in order) and
+        ``out/metrics.jsonl`` (the EMF lines the handlers printed)."""
         out.mkdir(parents=True, exist_ok=True)
         (out / "index.json").write_text(json.dumps(self.emulator.index_snapshot(), indent=2, ensure_ascii=False,
                                                    default=str))
         (out / "calls.json").write_text(json.dumps(self.emulator.calls, indent=2, ensure_ascii=False))
+        (out / "metrics.jsonl").write_text("".join(line + "\n" for line in self.metric_lines))
 
 
 def _trailing_json(message: str) -> dict[str, Any] | None:

@@ -1,9 +1,9 @@
 """Lambda's SQS event source mapping, run locally against moto's queues.
 
 moto's own mapping invokes one record at a time synchronously and ignores ``batchItemFailures``
-(FACTS.md, "moto 5.2.x as an embedded AWS"), so the deployer only records the program's mappings
+(moto 5.2.x), so the deployer only records the program's mappings
 (``Deployment.event_source_mappings``) and this module runs them the way Lambda does for a FIFO queue
-(FACTS.md, "SQS, Lambda, Step Functions, S3 semantics"):
+(as the Lambda developer guide describes it for FIFO queues):
 
 - one poller per mapping receives up to ``batch_size`` (≤ 10) messages with no batching window; a batch
   may mix message groups (SQS fills it from one group first: ``moto_fixes.fifo_receive``);
@@ -57,7 +57,7 @@ from sandbox.iam_recorder import charge_to
 from sandbox.lambdas import FunctionError, LambdaRuntime
 
 REGION = "us-east-1"
-#: Lambda's FIFO limit (FACTS: "FIFO event source mapping: batch size ≤ 10").
+#: Lambda's FIFO limit (a FIFO event source mapping's batch size is at most 10).
 MAX_FIFO_BATCH_SIZE = 10
 #: SQS ReceiveMessage returns at most 10 messages per call.
 MAX_RECEIVE = 10

@@ -14,6 +14,7 @@ from typing import Any
 from kendra_ingest import finish, locking, store, sync
 from kendra_ingest.job import Job, ManifestEvent
 from kendra_ingest.lock import Lock, source_lock_key
+from kendra_ingest.runtime import for_job
 
 
 def end_execution(event: dict[str, Any], *, settings: Any, lock: Lock, publish: Any) -> dict[str, Any]:
@@ -29,6 +30,7 @@ def end_execution(event: dict[str, Any], *, settings: Any, lock: Lock, publish: 
         # A duplicate trigger's execution (it never owned the run) or one that broke before claiming it.
         return {"reported": False, "released": False}
     job = Job.model_validate(record.attributes["job"])
+    for_job(job)
     reported = False
     if store.read_json(settings.reports_bucket, finish.finished_key(job)) is None:
         sync.stop(settings, job)

@@ -46,7 +46,7 @@ from kendra_ingest.job import Job
 from kendra_ingest.kendra import KendraError, SyncJobBusy
 from kendra_ingest.lock import JobProgress, JobRecord, Lock, UnknownJob, source_lock_key
 from kendra_ingest.models import DeletePart, ErrorCode, PutPart, Wire
-from kendra_ingest.runtime import date_fields, kendra_index, ledger, logger
+from kendra_ingest.runtime import date_fields, for_job, kendra_index, ledger, logger
 from kendra_ingest.settings import MAX_DOCUMENTS_PER_CALL, METRICS_SERVICE, UNREADABLE_DEAD_LETTERS, Settings
 
 #: ``invoke(function_name, payload)``: an asynchronous Lambda invoke.
@@ -101,7 +101,7 @@ def producer_owner(run_id: str) -> str:
 
 
 class PartMessage(Wire):
-    """A queue message: the part's wire shape (DESIGN section 6) plus the run and the source, and the
+    """A queue message: the part's wire shape (docs/design.md, "Option sqs") plus the run and the source, and the
     execution id of the job's data-source sync job when ``kendraDataSourceId`` is configured."""
 
     action: Literal["put", "delete"]
@@ -306,6 +306,7 @@ def produce(
 ) -> Produced:
     """The producer: claim the run, take the source or wait, plan once, send every part, then seal."""
     job = jobs.load(event, store.read, sources=settings.sources)
+    for_job(job)
     run = locking.run_record(job.run_id)
     owner = producer_owner(job.run_id)
     record = lock.get_job(run)
@@ -466,10 +467,11 @@ def handle_batch(event: dict[str, Any], context: Any, *, handler: str,
     until = runtime.deadline(context)  # one budget for the whole batch
 
     def record_handler(record: SQSRecord) -> str:
-        if operation is None:
-            return dead_letter(record.body, message_id=record.message_id, settings=settings, lock=lock,
-                               deadline=until)
-        return work(record.body, operation=operation, settings=settings, lock=lock, deadline=until)
+        with runtime.part_scope(record.body):  # the part's log keys and Kendra-call metrics
+            if operation is None:
+                return dead_letter(record.body, message_id=record.message_id, settings=settings, lock=lock,
+                                   deadline=until)
+            return work(record.body, operation=operation, settings=settings, lock=lock, deadline=until)
 
     # A processor per invocation: it holds the batch's state, and the sandbox runs concurrent
     # invocations of one module in one process.
@@ -589,6 +591,7 @@ def summarize(
     if record is None or "job" not in record.attributes:
         return {"summarized": False, "reason": "unknown run"}
     job = Job.model_validate(record.attributes["job"])
+    for_job(job)
     if not (request.abort or job.error or record.progress.complete):
         return {"summarized": False, "reason": "parts still running"}
     if not lock.try_start_summary(run, owner, SUMMARY_LEASE_SECONDS):
@@ -663,7 +666,7 @@ def watch(
     *, settings: Settings, lock: Lock, stuck_after: float = STUCK_AFTER_SECONDS, now: float | None = None,
     invoke: Invoker | None = None,
 ) -> Watched:
-    """One round over the lock table (DESIGN: the sqs watchdog, every 5 minutes)."""
+    """One round over the lock table (the sqs watchdog, every 5 minutes)."""
     from datetime import datetime
 
     invoke = _invoker(invoke)

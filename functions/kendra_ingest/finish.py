@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from kendra_ingest import errors, reports, store
+from kendra_ingest import errors, reports, store, telemetry
 from kendra_ingest.job import Job
 from kendra_ingest.models import ErrorCode, Failure, KendraCounts, Wire
 from kendra_ingest.parts import PartResult, fail, parse, result_key
@@ -118,6 +118,7 @@ def finish(job: Job, *, option: str, reports_bucket: str, error: str | None = No
     summary_key = reports.summary_key(job.job_id)
     store.write(reports_bucket, summary_key, summary.to_json(),
                 "application/json")
+    telemetry.job_finished(summary)
     # Written last: the run's report is complete (an abandoned execution need not write it again).
     store.write_json(reports_bucket, finished_key(job), {"summaryKey": summary_key, "status": summary.status})
     subject, message = reports.notification(summary, rows[:10], reports_bucket=reports_bucket)

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from kendra_ingest import aws
+from kendra_ingest import aws, telemetry
 from kendra_ingest.deadline import Deadline
 from kendra_ingest.models import ErrorCode, KendraCounts, Operation, Outcome
 from kendra_ingest.settings import MAX_DOCUMENTS_PER_CALL
@@ -366,7 +366,8 @@ class KendraIndex:
         from botocore.exceptions import ConnectionError as BotoConnectionError
 
         try:
-            response = getattr(self.client, method)(**request)
+            with telemetry.kendra_call(method, throttling=_THROTTLING):
+                response = getattr(self.client, method)(**request)
         except ClientError as exc:
             error = exc.response.get("Error") or {}
             meta = exc.response.get("ResponseMetadata") or {}

@@ -14,7 +14,7 @@ from pydantic.alias_generators import to_camel
 
 
 class ErrorCode(StrEnum):
-    """Failure codes produced by the pipeline itself (DESIGN section 5).
+    """Failure codes produced by the pipeline itself (README, "How a job works").
 
     Kendra's own per-document codes (``InvalidRequest``, ``InternalError``) and exception names are
     passed through verbatim as plain strings.
@@ -150,7 +150,7 @@ class DeletePart(Wire):
 
 
 class KendraCounts(BaseModel):
-    """Kendra API requests of a job or part: the ``kendra`` block of summary.json (DESIGN section 6).
+    """Kendra API requests of a job or part: the ``kendra`` block of summary.json.
 
     Mutable (a :class:`kendra_ingest.kendra.KendraIndex` increments it); parts add up with ``+``.
     """

@@ -1,4 +1,4 @@
-"""Packing documents into as few Kendra requests as the limits allow (DESIGN section 5).
+"""Packing documents into as few Kendra requests as the limits allow (docs/design.md, "Limits").
 
 A request holds at most ``max_docs`` documents whose sizes sum to at most ``max_request_bytes``.
 Sizes are raw document bytes, before the base64 encoding of ``Blob`` on the wire, and so is

@@ -1,4 +1,4 @@
-"""Every security rule of DESIGN section 8 passes on the stack and fires on a broken resource list."""
+"""Every security rule of infra/policies.py passes on the stack and fires on a broken resource list."""
 
 from __future__ import annotations
 

@@ -114,7 +114,7 @@ def tiny_program() -> None:
             }
         ],
     )
-    aws.s3.BucketPolicy(  # TLS-only, as DESIGN §8 asks of every bucket
+    aws.s3.BucketPolicy(  # TLS-only, as the program makes every bucket
         "ingest-policy",
         bucket=ingest.id,
         policy=ingest.arn.apply(
@@ -251,7 +251,7 @@ def tiny_program() -> None:
         event_pattern=json.dumps({"source": ["aws.s3"], "detail": {"object": {"key": [{"prefix": "boom/"}]}}}),
     )
     aws.cloudwatch.EventTarget("boom-target", rule=boom_rule.name, arn=boom.arn, input='{"why": "event"}')
-    # What the real pipeline does to release locks when a Catch cannot run (FACTS).
+    # What the real pipeline does to release locks when a Catch cannot run (abort, timeout).
     watcher = function("status-watcher", "record_event", {}, name="status-watcher")
     failed_rule = aws.cloudwatch.EventRule(
         "execution-failed",
@@ -315,7 +315,7 @@ def deployment(aws_env: None) -> Deployment:
 
 
 def _wait_terminal(sfn: Any, execution_arns: list[str], timeout: float = 20.0) -> list[dict[str, Any]]:
-    """Poll until every execution is terminal (staying inside mock_aws, FACTS)."""
+    """Poll until every execution is terminal (staying inside mock_aws: executions run in its threads)."""
     deadline = time.monotonic() + timeout
     while True:
         described = [sfn.describe_execution(executionArn=arn) for arn in execution_arns]

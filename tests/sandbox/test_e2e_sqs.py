@@ -2,7 +2,7 @@
 
 The same scenarios as test_e2e_sfn.py, plus what only a queue pipeline meets: a message delivered twice,
 a worker dying right after Kendra accepted its call, a part that ends in a dead-letter queue, and two
-summarizers racing for one report. Every run checks conservation (DESIGN section 6), that the mappings
+summarizers racing for one report. Every run checks conservation (the summary's counts add up), that the mappings
 settled every message, and that no job needed the watchdog.
 """
 

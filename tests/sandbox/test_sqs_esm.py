@@ -357,7 +357,7 @@ def test_fifo_order_within_a_group_survives_failures_and_retries():
 
 
 def test_timed_out_messages_of_a_group_come_back_head_first():
-    """FACTS: moto can skip the head when several in-flight messages of a group time out together."""
+    """moto 5.2.x can skip the head when several in-flight messages of a group time out together."""
     with world() as w:
         url = w.queue("head")
         w.send(url, bodies("g0", 3))
@@ -369,7 +369,7 @@ def test_timed_out_messages_of_a_group_come_back_head_first():
 
 
 def test_a_duplicate_sent_after_the_original_was_deleted_is_not_delivered():
-    """FACTS: moto accepts it; SQS drops a duplicate for 5 minutes from the first send."""
+    """moto 5.2.x accepts it; SQS drops a duplicate for 5 minutes from the first send."""
     with world() as w:
         url = w.queue("dedup")
         w.send(url, bodies("g0", 1))
