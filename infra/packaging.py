@@ -28,8 +28,14 @@ import pulumi
 from infra.contract import FUNCTIONS_DIR
 
 REPO_DIR = FUNCTIONS_DIR.parent
-BUILD_DIR = REPO_DIR / "build"
-LOCK_FILE = REPO_DIR / "requirements.lock"
+#: In a checkout, ``build/`` beside the code; installed (``pip install``), ``build/`` of the program that
+#: runs (the Pulumi project's directory), never site-packages. ``KENDRA_INGESTION_BUILD_DIR`` overrides both.
+BUILD_DIR = Path(
+    os.environ.get("KENDRA_INGESTION_BUILD_DIR")
+    or (REPO_DIR / "build" if (REPO_DIR / "pyproject.toml").exists() else Path.cwd() / "build")
+)
+#: The hashed pins; installed, the copy shipped as package data of ``infra``.
+LOCK_FILE = Path(__file__).resolve().parent / "requirements.lock"
 
 #: The earliest timestamp a zip entry can hold: every entry gets it, so bytes do not depend on mtimes.
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)

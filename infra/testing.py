@@ -111,6 +111,8 @@ class AwsMocks(Mocks):
         elif args.typ == "aws:kms/key:Key":
             state["keyId"] = resource_id = f"{digest}-0000-4000-8000-000000000000"
             state["arn"] = f"arn:aws:kms:{self.region}:{self.account_id}:key/{resource_id}"
+        elif args.typ == "aws:kendra/index:Index":  # a 36-character index id, as Kendra gives
+            state["id"] = resource_id = f"{digest}0-0000-4000-8000-000000000000"
         elif args.typ == "aws:lambda/layerVersion:LayerVersion":
             state["layerArn"] = state["arn"].rsplit(":", 1)[0]
         return resource_id, state

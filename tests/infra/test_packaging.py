@@ -104,3 +104,18 @@ def test_a_cached_layer_is_reused_without_pip(tmp_path: Path, monkeypatch: pytes
     expected = packaging.dependencies_layer(tmp_path, build=False).path
     expected.write_bytes(b"cached")
     assert packaging.dependencies_layer(tmp_path, build=True).path == expected
+
+
+def test_the_wheel_declares_what_a_reusing_program_needs() -> None:
+    """``pip install .`` ships the component, the Lambda code root it archives, its templates and pins."""
+    import tomllib
+
+    repo = Path(__file__).resolve().parents[2]
+    setuptools = tomllib.loads((repo / "pyproject.toml").read_text())["tool"]["setuptools"]
+    packages = set(setuptools["packages"])
+    assert {"infra", "functions", "functions.kendra_ingest", "kendra_ingest_client"} <= packages
+    assert all((repo / p.replace(".", "/")).is_dir() for p in packages)
+    assert not {"sandbox", "tests", "benchmarks"} & packages
+    data = setuptools["package-data"]["infra"]
+    assert "state_machines/*.asl.json" in data and "requirements.lock" in data
+    assert (repo / "infra" / "requirements.lock").read_bytes() == (repo / "requirements.lock").read_bytes()
