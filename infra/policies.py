@@ -2,7 +2,8 @@
 
 Each rule takes the resources a program declared (anything with ``type``, ``name``, ``inputs`` and
 ``state``, e.g. :class:`infra.testing.RecordedResource`) and returns one line per violation. They run
-in the unit tests over the mocked stack; a Pulumi ``PolicyPack`` could call the same functions.
+in the unit tests over the mocked stack, and the CrossGuard policy pack ``policy/`` calls the same functions
+(``pulumi preview --policy-pack policy``).
 
 Example::
 
@@ -303,7 +304,8 @@ def data_protected(resources: Sequence[Declared]) -> list[str]:
         if resource.type not in DATA_TYPES:
             continue
         options = getattr(resource, "options", None) or {}
-        if not (options.get("protect") and options.get("retain_on_delete")):
+        # CrossGuard does not show retain_on_delete (absent there); the mocks record it.
+        if not (options.get("protect") and options.get("retain_on_delete", True)):
             violations.append(f"protect: {resource.type} {resource.name} is not protected and retained on delete")
         if resource.type == TABLE and not resource.inputs.get("deletionProtectionEnabled"):
             violations.append(f"protect: table {resource.name} has no deletion protection")
@@ -462,6 +464,16 @@ RULES: tuple[Rule, ...] = (
     dead_letter_queues,
     visibility_covers_timeout,
 )
+
+
+#: Rules that judge each resource on its own (the policy pack runs them as resource policies).
+RESOURCE_RULES: frozenset[Rule] = frozenset({
+    data_protected,
+    tables_have_pitr,
+    no_wildcard_actions,
+    wildcard_resources_allowlisted,
+    lambda_runtime,
+})
 
 
 def check(resources: Sequence[Declared]) -> list[str]:
