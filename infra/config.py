@@ -1,7 +1,7 @@
 """The stack configuration: one pydantic model, validated before any resource exists.
 
-Every key lives in the ``kendra-ingestion:`` namespace. A bad or missing value fails with one line that
-names the key, what was given and the command that fixes it, for example::
+Every key lives in the project's namespace (``kendra-ingestion:`` unless the project is renamed). A bad or
+missing value fails with one line that names the key, what was given and the command that fixes it, for example::
 
     kendra-ingestion:mapConcurrency must be an integer 1-40 (got 99); fix: pulumi config set mapConcurrency 4
 """
@@ -121,10 +121,13 @@ class StackConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
     option: Literal["sfn", "sqs"] = _key("option", "sfn or sqs", "option sfn")
-    kendra_index_id: str = _key(
+    # Required by load() (a stack); optional here so that a program reusing the component can pass the
+    # index as an Output instead (KendraIngestionArgs.kendra_index_id).
+    kendra_index_id: str | None = _key(
         "kendraIndexId",
         "the 36-character id of an existing Kendra index",
         "kendraIndexId <index-id>",
+        None,
         pattern=KENDRA_INDEX_ID_PATTERN,
     )
     document_mode: Literal["inline", "s3"] = _key(
@@ -288,10 +291,16 @@ class StackConfig(BaseModel):
 KEYS: tuple[str, ...] = tuple(field.alias for field in StackConfig.model_fields.values() if field.alias)
 
 
+#: Keys a stack must set (a program reusing the component may pass them in code instead).
+REQUIRED_KEYS = ("kendraIndexId",)
+
+
 def load(config: pulumi.Config, *, stack: str) -> StackConfig:
-    """Read and validate the ``kendra-ingestion:`` namespace; raise :class:`ConfigError` on the first
-    bad or missing key. ``option`` defaults to the stack name when the stack is called sfn or sqs.
+    """Read and validate the config namespace (``config.name``: the project's, ``kendra-ingestion``
+    unless renamed); raise :class:`ConfigError` on the first bad or missing key. ``option`` defaults to the
+    stack name when the stack is called sfn or sqs.
     """
+    namespace = getattr(config, "name", NAMESPACE)
     # An empty value is unset: Pulumi.yaml declares optional keys with default "" (a declared key without a
     # default would be required by Pulumi).
     raw: dict[str, Any] = {key: value for key in KEYS if (value := config.get(key)) not in (None, "")}
@@ -302,9 +311,13 @@ def load(config: pulumi.Config, *, stack: str) -> StackConfig:
     if "sources" in raw:
         raw["sources"] = _as_json(raw["sources"])
     try:
-        return StackConfig.model_validate(raw)
+        validated = StackConfig.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(_message(exc.errors()[0], raw, stack)) from None
+        raise ConfigError(_message(exc.errors()[0], raw, stack, namespace)) from None
+    for key in REQUIRED_KEYS:
+        if key not in raw:
+            raise ConfigError(_message({"loc": (key,), "type": "missing", "msg": ""}, raw, stack, namespace))
+    return validated
 
 
 def _as_list(value: str) -> Any:
@@ -324,7 +337,7 @@ def _as_json(value: str) -> Any:
         return value
 
 
-def _message(error: Any, raw: dict[str, Any], stack: str) -> str:
+def _message(error: Any, raw: dict[str, Any], stack: str, namespace: str = NAMESPACE) -> str:
     key = str(error["loc"][0]) if error["loc"] else "option"
     field = next(f for f in StackConfig.model_fields.values() if f.alias == key)
     extra: dict[str, Any] = field.json_schema_extra or {}  # type: ignore[assignment]
@@ -338,4 +351,4 @@ def _message(error: Any, raw: dict[str, Any], stack: str) -> str:
         shown = json.dumps(got) if isinstance(got, list | dict) else str(got)
     if extra.get("explain") and error["type"] == "value_error":
         shown += ": " + str(error["msg"]).removeprefix("Value error, ")
-    return f"{NAMESPACE}:{key} must be {field.description} (got {shown}); fix: pulumi config set {fix}"
+    return f"{namespace}:{key} must be {field.description} (got {shown}); fix: pulumi config set {fix}"

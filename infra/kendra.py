@@ -24,7 +24,7 @@ SYNC_ACTIONS = ("kendra:StartDataSourceSyncJob", "kendra:StopDataSourceSyncJob")
 class KendraTargetArgs:
     """Where the index is and how documents reach it."""
 
-    index_id: str
+    index_id: pulumi.Input[str]
     document_mode: str
     data_source_id: str | None
     account_id: pulumi.Input[str]

@@ -58,6 +58,11 @@ def _sid(*parts: str) -> str:
     return "".join(part[:1].upper() + part[1:] for part in parts if part)
 
 
+#: The only objects of the ingestion bucket the pipeline deletes: manifests, once archived.
+DELETE_OBJECT = "s3:DeleteObject"
+MANIFEST_OBJECT_PATTERN = "*/_control/manifest.json"
+
+
 def bucket(
     target: aws.s3.Bucket,
     *,
@@ -197,15 +202,24 @@ class StackLinks:
         return Link(env={"POWERTOOLS_METRICS_NAMESPACE": self.metrics_namespace})
 
     def ingestion(self, *, bucket_actions: tuple[str, ...] = (), objects: tuple[str, ...] = ()) -> Link:
-        """The ingestion bucket (``INGESTION_BUCKET``)."""
-        return bucket(
+        """The ingestion bucket (``INGESTION_BUCKET``). ``s3:DeleteObject`` is granted on manifests only
+        (``*/_control/manifest.json``): archiving a manifest is the only delete the pipeline makes there."""
+        link = bucket(
             self.ingestion_bucket,
             env="INGESTION_BUCKET",
             label="ingestion",
             bucket_actions=bucket_actions,
-            object_actions=objects,
+            object_actions=tuple(a for a in objects if a != DELETE_OBJECT),
             kms=self.kms,
         )
+        if DELETE_OBJECT not in objects:
+            return link
+        archive = Statement(
+            sid="ArchiveManifests",
+            actions=(DELETE_OBJECT,),
+            resources=(pulumi.Output.concat(self.ingestion_bucket.arn, "/", MANIFEST_OBJECT_PATTERN),),
+        )
+        return Link(env=link.env, statements=(archive, *link.statements, *(() if link.statements else self.kms)))
 
     def reports(self, *, bucket_actions: tuple[str, ...] = (), objects: tuple[str, ...] = ()) -> Link:
         """The reports bucket (``REPORTS_BUCKET``)."""

@@ -5,10 +5,11 @@ permissions, without ``__pycache__``, ``*.pyc``, tests or boto3 (the runtime pro
 code always gives the same bytes and importing handlers in a test or the sandbox changes nothing.
 
 Dependencies layer: the runtime packages, pinned with hashes in ``requirements.lock``, installed by pip
-for Linux arm64 / CPython 3.13 into ``build/`` and zipped the same deterministic way. The result is
-cached by the hash of those pins, so pip (and PyPI) is needed only on the first deploy after a pin
-changes. ``KENDRA_INGESTION_LAYER=skip`` references the cached zip without building it: for running
-the program under Pulumi mocks (tests, sandbox), where no engine ever reads the archive.
+for Linux arm64 / CPython 3.13 into ``build/`` and zipped the same deterministic way, by an explicit
+step: ``./dev layer`` (``python -m infra.packaging layer``), once per set of pins. The program only
+references the zip, so ``pulumi preview`` and ``pulumi up`` never run pip or reach PyPI; a missing zip
+fails naming the command. ``KENDRA_INGESTION_LAYER=skip`` references the zip without requiring it: for
+running the program under Pulumi mocks (tests, sandbox), where no engine ever reads the archive.
 """
 
 from __future__ import annotations
@@ -28,8 +29,14 @@ import pulumi
 from infra.contract import FUNCTIONS_DIR
 
 REPO_DIR = FUNCTIONS_DIR.parent
-BUILD_DIR = REPO_DIR / "build"
-LOCK_FILE = REPO_DIR / "requirements.lock"
+#: In a checkout, ``build/`` beside the code; installed (``pip install``), ``build/`` of the program that
+#: runs (the Pulumi project's directory), never site-packages. ``KENDRA_INGESTION_BUILD_DIR`` overrides both.
+BUILD_DIR = Path(
+    os.environ.get("KENDRA_INGESTION_BUILD_DIR")
+    or (REPO_DIR / "build" if (REPO_DIR / "pyproject.toml").exists() else Path.cwd() / "build")
+)
+#: The hashed pins; installed, the copy shipped as package data of ``infra``.
+LOCK_FILE = Path(__file__).resolve().parent / "requirements.lock"
 
 #: The earliest timestamp a zip entry can hold: every entry gets it, so bytes do not depend on mtimes.
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
@@ -158,26 +165,60 @@ def pip_install_command(requirements: Path, target: Path) -> list[str]:
     ]
 
 
-def dependencies_layer(build_dir: Path = BUILD_DIR, *, build: bool | None = None) -> BuiltArchive:
-    """The dependencies layer zip (``python/...``), built once per set of pins and then reused.
+class LayerNotBuilt(pulumi.RunError):
+    """The dependencies layer zip for the current pins is missing: ``./dev layer`` builds it."""
 
-    ``build=None`` reads ``KENDRA_INGESTION_LAYER`` (``build``, the default, or ``skip``). Skipping
-    returns the cached path even when it was never built: fine under mocks only, where nothing reads it.
-    """
+
+def layer_path(build_dir: Path = BUILD_DIR) -> Path:
+    """Where the layer zip of the current pins lives (``build/layer-<digest of pins>.zip``)."""
     requirements = layer_requirements()
     key = hashlib.sha256((requirements + repr(LAYER_PLATFORMS) + LAYER_PYTHON_VERSION).encode()).hexdigest()[:16]
-    path = build_dir / f"layer-{key}.zip"
+    return build_dir / f"layer-{key}.zip"
+
+
+def dependencies_layer(build_dir: Path = BUILD_DIR) -> BuiltArchive:
+    """The dependencies layer zip (``python/...``) the program deploys: it is only *referenced* here.
+
+    The program never runs pip, so ``pulumi preview`` and ``pulumi up`` need no network: ``./dev layer``
+    (:func:`build_layer`) builds the zip once per set of pins. A missing zip fails with that command,
+    except with ``KENDRA_INGESTION_LAYER=skip`` (programs run under mocks: tests, sandbox), where nothing
+    reads the archive.
+    """
+    path = layer_path(build_dir)
     if path.exists():
         return BuiltArchive(path, hashlib.sha256(path.read_bytes()).hexdigest())
-    if build is None:
-        build = os.environ.get(LAYER_ENV, "build") != "skip"
-    if not build:
-        pulumi.log.info(f"{LAYER_ENV}=skip: {path.name} is referenced but not built")
+    if os.environ.get(LAYER_ENV) == "skip":
         return BuiltArchive(path, "")
-    staging = build_dir / f"layer-{key}"
-    requirements_file = build_dir / f"layer-{key}.txt"
+    raise LayerNotBuilt(
+        f"the Lambda dependencies layer {path} is not built for the current requirements.lock; "
+        "run ./dev layer (installed: python -m infra.packaging layer), then pulumi preview/up again"
+    )
+
+
+def build_layer(build_dir: Path = BUILD_DIR) -> BuiltArchive:
+    """Build the dependencies layer zip with pip (PyPI, or a configured index), unless it already exists."""
+    path = layer_path(build_dir)
+    if path.exists():
+        return BuiltArchive(path, hashlib.sha256(path.read_bytes()).hexdigest())
+    stem = path.stem
+    staging = build_dir / stem
+    requirements_file = build_dir / f"{stem}.txt"
     requirements_file.parent.mkdir(parents=True, exist_ok=True)
-    requirements_file.write_text(requirements)
+    requirements_file.write_text(layer_requirements())
     subprocess.run(pip_install_command(requirements_file, staging / "python"), check=True)
     entries = [(f"python/{name}", file) for name, file in source_files(staging / "python")]
     return write_if_changed(path, zip_bytes(entries))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m infra.packaging layer``: build the layer (what ``./dev layer`` runs) and print its path."""
+    args = sys.argv[1:] if argv is None else argv
+    if args != ["layer"]:
+        print("usage: python -m infra.packaging layer", file=sys.stderr)
+        return 2
+    print(build_layer().path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

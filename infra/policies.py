@@ -2,7 +2,8 @@
 
 Each rule takes the resources a program declared (anything with ``type``, ``name``, ``inputs`` and
 ``state``, e.g. :class:`infra.testing.RecordedResource`) and returns one line per violation. They run
-in the unit tests over the mocked stack; a Pulumi ``PolicyPack`` could call the same functions.
+in the unit tests over the mocked stack, and the CrossGuard policy pack ``policy/`` calls the same functions
+(``pulumi preview --policy-pack policy``).
 
 Example::
 
@@ -34,6 +35,7 @@ MAPPING = "aws:lambda/eventSourceMapping:EventSourceMapping"
 STATE_MACHINE = "aws:sfn/stateMachine:StateMachine"
 BUCKET_LOGGING = "aws:s3/bucketLogging:BucketLogging"
 BUCKET_POLICY = "aws:s3/bucketPolicy:BucketPolicy"
+BUCKET_NOTIFICATION = "aws:s3/bucketNotification:BucketNotification"
 #: S3's server access log delivery (bucket-policy based, no ACL).
 LOG_DELIVERY_SERVICE = "logging.s3.amazonaws.com"
 
@@ -303,7 +305,8 @@ def data_protected(resources: Sequence[Declared]) -> list[str]:
         if resource.type not in DATA_TYPES:
             continue
         options = getattr(resource, "options", None) or {}
-        if not (options.get("protect") and options.get("retain_on_delete")):
+        # CrossGuard does not show retain_on_delete (absent there); the mocks record it.
+        if not (options.get("protect") and options.get("retain_on_delete", True)):
             violations.append(f"protect: {resource.type} {resource.name} is not protected and retained on delete")
         if resource.type == TABLE and not resource.inputs.get("deletionProtectionEnabled"):
             violations.append(f"protect: table {resource.name} has no deletion protection")
@@ -448,6 +451,57 @@ def visibility_covers_timeout(resources: Sequence[Declared]) -> list[str]:
     return violations
 
 
+def _states(definition: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every state of a definition, nested Map and Parallel states included."""
+    for state in (definition.get("States") or {}).values():
+        yield state
+        for inner in (state.get("ItemProcessor"), state.get("Iterator"), *(state.get("Branches") or [])):
+            if inner:
+                yield from _states(inner)
+
+
+#: A message that is the whole state (or a JSON rendering of it) mails traces and document data.
+_WHOLE_STATE = re.compile(r"^\$$|\(\s*\$\s*[,)]|JsonToString\(\s*\$\s*\)")
+
+
+def notifications_quote_no_state(resources: Sequence[Declared]) -> list[str]:
+    """No state machine publishes its whole state (errors with stack traces, documents' metadata) to SNS."""
+    violations = []
+    for machine in _of(resources, STATE_MACHINE):
+        definition = machine.inputs.get("definition")
+        body = json.loads(definition) if isinstance(definition, str) else definition or {}
+        for state in _states(body):
+            if "sns:publish" not in str(state.get("Resource", "")):
+                continue
+            message = str((state.get("Parameters") or {}).get("Message.$", ""))
+            if _WHOLE_STATE.search(message):
+                violations.append(f"notification: state machine {machine.name} publishes its whole state ({message})")
+    return violations
+
+
+def _ingestion_bucket_arns(resources: Sequence[Declared]) -> set[str]:
+    """ARNs of the buckets whose events start jobs (EventBridge notifications on): where manifests arrive."""
+    names = {n.inputs.get("bucket") for n in _of(resources, BUCKET_NOTIFICATION) if n.inputs.get("eventbridge")}
+    return {b.state.get("arn") for b in _of(resources, BUCKET) if b.state.get("bucket") in names}
+
+
+def deletes_only_manifests(resources: Sequence[Declared]) -> list[str]:
+    """On the ingestion bucket, ``s3:DeleteObject`` names manifest keys only (``*/_control/manifest.json``)."""
+    arns = _ingestion_bucket_arns(resources)
+    violations = []
+    for resource, statement in statements(resources):
+        actions = _as_list(statement.get("Action"))
+        if statement.get("Effect") != "Allow" or not any(a in ("s3:DeleteObject", "s3:Delete*", "s3:*", "*")
+                                                          for a in actions):
+            continue
+        for target in _as_list(statement.get("Resource")):
+            bucket_arn = str(target).split("/", 1)[0]
+            if bucket_arn in arns and not str(target).endswith("/_control/manifest.json"):
+                violations.append(f"delete-manifests-only: {resource.name} statement {statement.get('Sid')} "
+                                  f"may delete {target}")
+    return violations
+
+
 RULES: tuple[Rule, ...] = (
     bucket_public_access_blocked,
     buckets_tls_only,
@@ -465,7 +519,19 @@ RULES: tuple[Rule, ...] = (
     log_retention,
     dead_letter_queues,
     visibility_covers_timeout,
+    notifications_quote_no_state,
+    deletes_only_manifests,
 )
+
+
+#: Rules that judge each resource on its own (the policy pack runs them as resource policies).
+RESOURCE_RULES: frozenset[Rule] = frozenset({
+    data_protected,
+    tables_have_pitr,
+    no_wildcard_actions,
+    wildcard_resources_allowlisted,
+    lambda_runtime,
+})
 
 
 def check(resources: Sequence[Declared]) -> list[str]:

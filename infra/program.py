@@ -5,6 +5,7 @@ from __future__ import annotations
 import pulumi
 
 from infra import config as stack_config
+from infra import tagging
 from infra.stack import KendraIngestion, KendraIngestionArgs
 
 
@@ -13,11 +14,12 @@ def program() -> None:
 
     Nothing is declared before validation passes: a bad key fails with one line naming it and the fix.
     """
-    # Made here, not at import: a Config made before the project is known binds the wrong namespace.
-    config = stack_config.load(pulumi.Config(stack_config.NAMESPACE), stack=pulumi.get_stack())
-    app = KendraIngestion(
-        "kendra-ingestion",
-        KendraIngestionArgs(config=config, prefix=f"{pulumi.get_project()}-{pulumi.get_stack()}"),
-    )
+    # Made here, not at import: a Config made before the project is known binds the wrong namespace. The
+    # namespace is the project's, so a renamed project reads (and its error messages name) its own keys.
+    config = stack_config.load(pulumi.Config(), stack=pulumi.get_stack())
+    tagging.register()
+    # Named after the project: physical names are <project>-<stack>-...; the aliases keep stacks deployed
+    # before child names carried the component's name (0.1) updating in place.
+    app = KendraIngestion(pulumi.get_project(), KendraIngestionArgs(config=config, legacy_aliases=True))
     for name, value in app.outputs.items():
         pulumi.export(name, value)

@@ -26,6 +26,7 @@ from infra.defaults import (
     WORK_PREFIX,
 )
 from infra.iam import Statement, policy_document, tls_only_statement
+from infra.naming import bucket_name, child_suffix
 
 #: The service principal that delivers S3 server access logs (bucket-policy based delivery).
 LOG_DELIVERY_PRINCIPAL = "logging.s3.amazonaws.com"
@@ -44,6 +45,10 @@ class StorageArgs:
     #: ``accessLogs``: server access logs of both buckets go to a logs bucket (needs ``account_id``).
     access_logs: bool = False
     account_id: pulumi.Input[str] | None = None
+    #: Bucket names are ``<name_prefix>-<label>-<account>-<region>`` (``infra/naming.py``: bucket_name);
+    #: without a prefix (or account and region) the provider autonames them.
+    name_prefix: str | None = None
+    region: pulumi.Input[str] | None = None
 
 
 def _everything(rule_id: str, **action: object) -> Rule:
@@ -94,6 +99,7 @@ class Storage(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: StorageArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("kendra-ingestion:index:Storage", name, None, opts)
+        self._name = name
         self._args = args
         self._policies: dict[aws.s3.Bucket, aws.s3.BucketPolicy] = {}
         self.ingestion = self._bucket(f"{name}-ingestion", COMMON_RULES, versioned=False)
@@ -151,6 +157,15 @@ class Storage(pulumi.ComponentResource):
             )
         return logs
 
+    def _physical_name(self, label: str) -> pulumi.Output[str] | None:
+        args = self._args
+        if args.name_prefix is None or args.account_id is None or args.region is None:
+            return None
+        prefix = args.name_prefix
+        return pulumi.Output.all(args.account_id, args.region).apply(
+            lambda where: bucket_name(prefix, label, where[0], where[1])
+        )
+
     def _bucket(
         self,
         name: str,
@@ -163,7 +178,9 @@ class Storage(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         protect = self._args.protect
         bucket = aws.s3.Bucket(
-            name, opts=pulumi.ResourceOptions(parent=self, protect=protect, retain_on_delete=protect)
+            name,
+            bucket=self._physical_name(child_suffix(self._name, name)),
+            opts=pulumi.ResourceOptions(parent=self, protect=protect, retain_on_delete=protect),
         )
         aws.s3.BucketOwnershipControls(  # ACLs disabled: the bucket owner owns every object
             f"{name}-ownership",

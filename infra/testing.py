@@ -11,7 +11,9 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import copy
 import hashlib
+import inspect
 import json
 import os
 import threading
@@ -46,7 +48,8 @@ class RecordedResource:
     state: Mapping[str, Any]
     id: str | None = None
     custom: bool = True
-    #: Resource options the program set that matter to reviews (``protect``, ``retain_on_delete``).
+    #: Resource options the program and its transforms set that matter to reviews (``protect``,
+    #: ``retain_on_delete``, ``ignore_changes``, ``aliases``: the aliases' names).
     options: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -108,6 +111,8 @@ class AwsMocks(Mocks):
         elif args.typ == "aws:kms/key:Key":
             state["keyId"] = resource_id = f"{digest}-0000-4000-8000-000000000000"
             state["arn"] = f"arn:aws:kms:{self.region}:{self.account_id}:key/{resource_id}"
+        elif args.typ == "aws:kendra/index:Index":  # a 36-character index id, as Kendra gives
+            state["id"] = resource_id = f"{digest}0-0000-4000-8000-000000000000"
         elif args.typ == "aws:lambda/layerVersion:LayerVersion":
             state["layerArn"] = state["arn"].rsplit(":", 1)[0]
         return resource_id, state
@@ -132,21 +137,61 @@ class AwsMocks(Mocks):
 
 
 class _Recorder(Mocks):
-    """Wraps any Mocks and records every registration (registrations arrive on several threads)."""
+    """Wraps any Mocks and records every registration (registrations arrive on several threads).
+
+    The mock monitor runs no transforms (the engine does), so the recorder runs them as the engine
+    would before handing a registration on: the resource's own ``transforms``, then its ancestors', then
+    the stack transforms, each over the props the previous one returned.
+    """
 
     def __init__(self, inner: Mocks) -> None:
         self.inner = inner
         self.records: list[RecordedResource] = []
         self.options = {}
+        self.stack_transforms: list[pulumi.ResourceTransform] = []
+        #: (type, logical name) -> (parent, own transforms), and the same by resource object id.
+        self._declared: dict[tuple[str, str], tuple[Any, list[Any], pulumi.ResourceOptions]] = {}
+        self._by_resource: dict[int, tuple[Any, list[Any]]] = {}  # ancestors: (parent, own transforms)
         self._lock = threading.Lock()
+
+    def register_transform(self, transform: pulumi.ResourceTransform) -> None:
+        self.stack_transforms.append(transform)
+
+    def _transforms_for(self, key: tuple[str, str]) -> tuple[pulumi.ResourceOptions, list[Any]]:
+        parent, own, declared_opts = self._declared.get(key, (None, [], pulumi.ResourceOptions()))
+        chain = list(own)
+        ancestor = parent
+        while ancestor is not None and id(ancestor) in self._by_resource:
+            ancestor_parent, ancestor_own = self._by_resource[id(ancestor)]
+            chain.extend(ancestor_own)
+            ancestor = ancestor_parent
+        return copy.copy(declared_opts), chain + self.stack_transforms
+
+    def _transform(self, args: MockResourceArgs) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The inputs after every transform, and the options the transforms set that reviews read."""
+        with self._lock:
+            opts, chain = self._transforms_for((args.typ, args.name))
+        props: dict[str, Any] = dict(args.inputs)
+        for transform in chain:
+            outcome = transform(pulumi.ResourceTransformArgs(bool(args.custom), args.typ, args.name, props, opts))
+            if inspect.isawaitable(outcome):
+                outcome = asyncio.run(outcome)  # type: ignore[arg-type]
+            if outcome is not None:
+                props, opts = dict(outcome.props), outcome.opts
+        names = [a if isinstance(a, str) else getattr(a, "name", None) for a in opts.aliases or []]
+        extra = {"aliases": [n for n in names if isinstance(n, str)],
+                 "ignore_changes": list(opts.ignore_changes or [])}
+        return props, extra
 
     def call(self, args: MockCallArgs) -> Any:
         return self.inner.call(args)
 
     def new_resource(self, args: MockResourceArgs) -> tuple[str | None, dict]:
+        props, extra = self._transform(args)
+        args = MockResourceArgs(args.typ, args.name, props, args.provider, args.resource_id, args.custom)
         resource_id, state = self.inner.new_resource(args)
         with self._lock:
-            options = self.options.get((args.typ, args.name), {})
+            options = {**self.options.get((args.typ, args.name), {}), **extra}
             self.records.append(
                 RecordedResource(args.typ, args.name, args.inputs, state, resource_id, bool(args.custom), options)
             )
@@ -160,15 +205,18 @@ class _Recorder(Mocks):
         opts = args.opts
         with self._lock:
             self.options[(args.type_, args.name)] = {
-                "protect": bool(opts.protect), "retain_on_delete": bool(opts.retain_on_delete)
+                "protect": bool(opts.protect), "retain_on_delete": bool(opts.retain_on_delete),
+                "ignore_changes": list(opts.ignore_changes or []),
             }
+            self._declared[(args.type_, args.name)] = (opts.parent, list(opts.transforms or []), opts)
+            self._by_resource[id(args.resource)] = (opts.parent, list(opts.transforms or []))
 
 
-def config_values(config: Mapping[str, Any]) -> dict[str, str]:
+def config_values(config: Mapping[str, Any], namespace: str = NAMESPACE) -> dict[str, str]:
     """Config as Pulumi holds it: namespaced keys, string values (lists and objects as JSON)."""
     values = {}
     for key, value in config.items():
-        full = key if ":" in key else f"{NAMESPACE}:{key}"
+        full = key if ":" in key else f"{namespace}:{key}"
         if isinstance(value, bool):
             values[full] = str(value).lower()
         elif isinstance(value, list | tuple | dict):
@@ -209,7 +257,7 @@ def deploy_with_mocks(
     asyncio.set_event_loop(loop)
     pulumi.runtime.settings.reset_options()
     pulumi.runtime.set_mocks(recorder, project=project, stack=stack, preview=False)
-    pulumi.runtime.set_all_config(config_values(config))
+    pulumi.runtime.set_all_config(config_values(config, project))
     # Nothing reads archives under mocks: reference the dependencies layer without building it.
     with mock.patch.dict(os.environ, {LAYER_ENV: "skip"}):
         try:

@@ -33,7 +33,6 @@ Status = Literal["SUCCEEDED", "COMPLETED_WITH_FAILURES", "FAILED"]
 SUBJECT_PREFIX = "[kendra-ingestion]"
 MAX_SUBJECT_LENGTH = 100  # SNS: ASCII, at most 100 characters
 PREVIEW_ROWS = 10
-_PREVIEW_MESSAGE_LENGTH = 200
 
 
 class ReportFormatError(ValueError):
@@ -250,8 +249,10 @@ def notification(
 ) -> tuple[str, str]:
     """The SNS subject (ASCII, at most 100 characters) and a readable body ending with the summary JSON.
 
-    The body shows the counts, the first ten rows of ``failures_preview`` and where the reports are
-    (as ``s3://`` URIs when ``reports_bucket`` is given).
+    The body shows the counts, the document ids and error codes of the first ten rows of
+    ``failures_preview`` and where the reports are (as ``s3://`` URIs when ``reports_bucket`` is given).
+    Error messages stay in ``failures.csv``: they may quote metadata values and ACL principals, which a mail
+    to a distribution list must not carry.
     """
     s, d, x, k = summary, summary.documents, summary.deletes, summary.kendra
     failed = d.failed + x.failed
@@ -283,8 +284,9 @@ def notification(
     ]
     preview = failures_preview[:PREVIEW_ROWS]
     if preview:
-        lines += ["", f"First {len(preview)} of {failed} failures (documentId, errorCode, errorMessage):"]
-        lines += [f"  {row[1]}  {row[2]}  {_shorten(row[3])}" for row in preview]
+        lines += ["", f"First {len(preview)} of {failed} failures (documentId, errorCode; the messages are in "
+                  "the failures report):"]
+        lines += [f"  {row[1]}  {row[2]}" for row in preview]
     lines += [
         "",
         "Reports:",
@@ -310,7 +312,3 @@ def _subject(job_id: str, status: str, counts: str) -> str:
         subject = head
     return subject.encode("ascii", errors="replace").decode("ascii")
 
-
-def _shorten(text: str) -> str:
-    text = " ".join(text.split())  # one line per failure
-    return text if len(text) <= _PREVIEW_MESSAGE_LENGTH else text[: _PREVIEW_MESSAGE_LENGTH - 3] + "..."

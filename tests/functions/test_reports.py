@@ -153,9 +153,19 @@ def test_notification():
     preview = [("J", f"doc-{i}", "InvalidMetadata", "bad\nthing") for i in range(12)]
     subject, body = notification(summary(), preview, reports_bucket="reports")
     assert subject == "[kendra-ingestion] J COMPLETED_WITH_FAILURES: 25 put, 2 unchanged, 2 deleted, 3 failed"
-    assert "doc-9  InvalidMetadata  bad thing" in body and "doc-10" not in body
+    assert "  doc-9  InvalidMetadata\n" in body and "doc-10" not in body
     assert "s3://reports/_reports/J/failures.csv" in body
     assert json.loads(body[body.index("Summary JSON:\n") + len("Summary JSON:\n"):])["jobId"] == "J"
+
+
+def test_notification_quotes_no_metadata_values_or_principals():
+    """ids and codes only: a failure message may quote an attribute value or an ACL principal."""
+    secret = "user:alice@example.com has SSN 078-05-1120"
+    preview = [("J", "doc-1", "InvalidMetadata", f"attribute _ssn: {secret}")]
+    _, body = notification(summary(), preview, reports_bucket="reports")
+    assert "doc-1  InvalidMetadata" in body
+    assert "alice" not in body and "078-05-1120" not in body
+    assert "s3://reports/_reports/J/failures.csv" in body
 
 
 def test_notification_subject_is_short_ascii():

@@ -101,6 +101,45 @@ def test_tests_never_build_the_layer(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 def test_a_cached_layer_is_reused_without_pip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(packaging.subprocess, "run", lambda *a, **k: pytest.fail("pip ran"))
-    expected = packaging.dependencies_layer(tmp_path, build=False).path
+    expected = packaging.layer_path(tmp_path)
     expected.write_bytes(b"cached")
-    assert packaging.dependencies_layer(tmp_path, build=True).path == expected
+    assert packaging.dependencies_layer(tmp_path).path == expected
+    assert packaging.build_layer(tmp_path).path == expected
+
+
+def test_the_program_never_builds_the_layer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """preview and up do no pip or network work: a missing layer names the explicit step."""
+    monkeypatch.delenv(packaging.LAYER_ENV, raising=False)
+    monkeypatch.setattr(packaging.subprocess, "run", lambda *a, **k: pytest.fail("pip ran"))
+    with pytest.raises(packaging.LayerNotBuilt, match=r"run ./dev layer"):
+        packaging.dependencies_layer(tmp_path)
+
+
+def test_the_layer_step_runs_pip_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+
+    def pip(command: list[str], check: bool) -> None:
+        calls.append(command)
+        target = Path(command[command.index("--target") + 1])
+        (target / "pydantic").mkdir(parents=True)
+        (target / "pydantic" / "__init__.py").write_text("")
+
+    monkeypatch.setattr(packaging.subprocess, "run", pip)
+    built = packaging.build_layer(tmp_path)
+    assert len(calls) == 1 and zipfile.ZipFile(built.path).namelist() == ["python/pydantic/__init__.py"]
+    assert packaging.dependencies_layer(tmp_path).path == built.path
+
+
+def test_the_wheel_declares_what_a_reusing_program_needs() -> None:
+    """``pip install .`` ships the component, the Lambda code root it archives, its templates and pins."""
+    import tomllib
+
+    repo = Path(__file__).resolve().parents[2]
+    setuptools = tomllib.loads((repo / "pyproject.toml").read_text())["tool"]["setuptools"]
+    packages = set(setuptools["packages"])
+    assert {"infra", "functions", "functions.kendra_ingest", "kendra_ingest_client"} <= packages
+    assert all((repo / p.replace(".", "/")).is_dir() for p in packages)
+    assert not {"sandbox", "tests", "benchmarks"} & packages
+    data = setuptools["package-data"]["infra"]
+    assert "state_machines/*.asl.json" in data and "requirements.lock" in data
+    assert (repo / "infra" / "requirements.lock").read_bytes() == (repo / "requirements.lock").read_bytes()

@@ -259,7 +259,36 @@ BREAKS: dict[str, tuple[policies.Rule, Callable[[Resources], Resources]]] = {
             rs, "aws:sqs/queue:Queue", _set("visibilityTimeoutSeconds", 300), lambda r: "redrivePolicy" in r.inputs
         ),
     ),
+    "delete anything in the ingestion bucket": (
+        policies.deletes_only_manifests,
+        lambda rs: edit_policy(
+            rs, "aws:iam/rolePolicy:RolePolicy",
+            lambda s: [x.update(Resource=[r.replace("*/_control/manifest.json", "*") for r in x["Resource"]])
+                       for x in s if x["Sid"] == "ArchiveManifests"],
+            lambda r: "ArchiveManifests" in r.inputs.get("policy", ""),
+        ),
+    ),
 }
+
+#: Cases that need option sfn's resources (a state machine).
+SFN_BREAKS: dict[str, tuple[policies.Rule, Callable[[Resources], Resources]]] = {
+    "the whole state mailed": (
+        policies.notifications_quote_no_state,
+        lambda rs: edit(
+            rs, "aws:sfn/stateMachine:StateMachine",
+            lambda i: i.update(definition=i["definition"].replace(
+                '"Message.$": "States.Format(', '"Message.$": "States.JsonToString($)", "Comment": "(')),
+        ),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(SFN_BREAKS))
+def test_each_sfn_rule_fires_on_a_broken_stack(deploy: Deploy, case: str) -> None:
+    resources = deploy("sfn", encryption="kms").resources
+    rule, breaking = SFN_BREAKS[case]
+    assert rule(resources) == []
+    assert rule(breaking(resources)), f"{rule.__name__} did not notice: {case}"
 
 
 @pytest.mark.parametrize("case", list(BREAKS))
@@ -270,7 +299,7 @@ def test_each_rule_fires_on_a_broken_stack(sqs_kms: Resources, case: str) -> Non
 
 
 def test_every_rule_has_a_breaking_case() -> None:
-    assert {rule for rule, _ in BREAKS.values()} == set(policies.RULES)
+    assert {rule for rule, _ in (*BREAKS.values(), *SFN_BREAKS.values())} == set(policies.RULES)
 
 
 def test_the_state_machine_logging_is_checked(deploy: Deploy) -> None:

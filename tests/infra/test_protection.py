@@ -25,7 +25,7 @@ def test_by_default_buckets_and_tables_are_protected_and_retained(deploy: Deploy
     deployment = deploy(stack)
     assert len(data(deployment)) == 5  # ingestion, reports, access logs; lock and documents tables
     for resource in data(deployment):
-        assert resource.options == {"protect": True, "retain_on_delete": True}, resource.name
+        assert (resource.options["protect"], resource.options["retain_on_delete"]) == (True, True), resource.name
     assert all(t.inputs["deletionProtectionEnabled"] is True for t in deployment.of_type(TABLE))
     # Only data is protected: functions, queues and the rest stay replaceable.
     others = [r for r in deployment.resources if r.custom and r.type not in (BUCKET, TABLE)]
@@ -35,7 +35,7 @@ def test_by_default_buckets_and_tables_are_protected_and_retained(deploy: Deploy
 def test_protect_data_false_protects_nothing(deploy: Deploy) -> None:
     deployment = deploy("sfn", protectData=False)
     for resource in data(deployment):
-        assert resource.options == {"protect": False, "retain_on_delete": False}, resource.name
+        assert (resource.options["protect"], resource.options["retain_on_delete"]) == (False, False), resource.name
     assert all(t.inputs["deletionProtectionEnabled"] is False for t in deployment.of_type(TABLE))
     assert policies.data_protected(deployment.resources)  # the rule reports the opt-out
 
