@@ -123,24 +123,27 @@ class Ledger:
             and (source is None or entry.source == source)
         }
 
-    def inventory(self, source: str) -> Iterator[str]:
-        """Every document id recorded for ``source`` (paginated query on the ``bySource`` index)."""
+    def _source_items(self, source: str, projection: str) -> Iterator[dict[str, Any]]:
+        """The items recorded for ``source`` (paginated query on the ``bySource`` index)."""
         request: dict[str, Any] = {
             "TableName": self.table_name,
             "IndexName": SOURCE_INDEX,
             "KeyConditionExpression": "#source = :source",
             "ExpressionAttributeNames": {"#source": "source"},
             "ExpressionAttributeValues": {":source": {"S": source}},
-            "ProjectionExpression": "documentId",
+            "ProjectionExpression": projection,
         }
         while True:
             response = self.client.query(**request)
-            for item in response.get("Items", []):
-                yield item["documentId"]["S"]
+            yield from response.get("Items", [])
             last = response.get("LastEvaluatedKey")
             if not last:
                 return
             request["ExclusiveStartKey"] = last
+
+    def inventory(self, source: str) -> Iterator[str]:
+        """Every document id recorded for ``source``."""
+        return (item["documentId"]["S"] for item in self._source_items(source, "documentId"))
 
     def keys(self, source: str) -> dict[str, tuple[str, str]]:
         """``{key relative to its job's root: (documentId, fingerprint)}`` of the documents recorded for
@@ -149,25 +152,12 @@ class Ledger:
         What a job needs to skip unchanged documents from its listing alone, before reading any metadata
         (the fingerprint is the listing's ETags). One query page holds thousands of these small items.
         """
-        request: dict[str, Any] = {
-            "TableName": self.table_name,
-            "IndexName": SOURCE_INDEX,
-            "KeyConditionExpression": "#source = :source",
-            "ExpressionAttributeNames": {"#source": "source"},
-            "ExpressionAttributeValues": {":source": {"S": source}},
-            "ProjectionExpression": "documentId, relKey, fingerprint",
-        }
         found: dict[str, tuple[str, str]] = {}
-        while True:
-            response = self.client.query(**request)
-            for item in response.get("Items", []):
-                key, fingerprint = item.get("relKey", {}).get("S"), item.get("fingerprint", {}).get("S", "")
-                if key and fingerprint:
-                    found[key] = (item["documentId"]["S"], fingerprint)
-            last = response.get("LastEvaluatedKey")
-            if not last:
-                return found
-            request["ExclusiveStartKey"] = last
+        for item in self._source_items(source, "documentId, relKey, fingerprint"):
+            key, fingerprint = item.get("relKey", {}).get("S"), item.get("fingerprint", {}).get("S", "")
+            if key and fingerprint:
+                found[key] = (item["documentId"]["S"], fingerprint)
+        return found
 
     # ---------------------------------------------------------------- writes
 
